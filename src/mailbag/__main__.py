@@ -1,0 +1,3 @@
+from mailbag.cli.main import main
+
+main()

@@ -1,0 +1,170 @@
+"""One client connection: the only code that touches a socket (DESIGN.md §1).
+
+A small `asyncio.Protocol` instead of StreamReader/StreamWriter because we must
+own the receive buffer: at STARTTLS/STLS every plaintext byte received after
+the command must be thrown away, never read after the upgrade (the STARTTLS
+command-injection class, CVE-2011-0411 and relatives; DEPENDENCIES.md). With
+our own buffer that is one `clear()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import ssl
+from typing import Any
+
+log = logging.getLogger("mailbag.net")
+
+# Above this many unread bytes we stop reading from the socket; the sessions'
+# own codecs cap line and literal sizes, this only bounds what sits in between.
+READ_HIGH_WATER = 256 * 1024
+TLS_HANDSHAKE_TIMEOUT = 30.0
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class Connection(asyncio.Protocol):
+    """Buffers received bytes for one reader; writes with back-pressure."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._eof = False
+        self._read_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._read_paused = False
+        self._connected: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.peer_host = ""
+        self.peer_port = 0
+        self.local_host = ""
+        self.local_port = 0
+        self.is_tls = False
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # ---- asyncio.Protocol callbacks -------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        sock = transport.get_extra_info("sockname") or ("", 0)
+        self.peer_host, self.peer_port = str(peer[0]), int(peer[1])
+        self.local_host, self.local_port = str(sock[0]), int(sock[1])
+        self.is_tls = transport.get_extra_info("sslcontext") is not None
+        if not self._connected.done():
+            self._connected.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        self.bytes_in += len(data)
+        if len(self._buffer) > READ_HIGH_WATER and not self._read_paused and self.transport:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self._wake_reader()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._wake_reader()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writer()
+
+    # ---- used by the driver and (through Channel) by sessions -----------
+    def _wake_reader(self) -> None:
+        w = self._read_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def _wake_writer(self) -> None:
+        w = self._drain_waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def read(self) -> bytes:
+        """Everything received so far, waiting for at least one byte; b"" at EOF."""
+        while not self._buffer:
+            if self._eof:
+                return b""
+            self._read_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._read_waiter
+            finally:
+                self._read_waiter = None
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    def discard_pending(self) -> int:
+        n = len(self._buffer)
+        self._buffer.clear()
+        return n
+
+    @property
+    def closed(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    async def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("connection closed")
+        self.transport.write(data)
+        self.bytes_out += len(data)
+        while self._write_paused and not self.transport.is_closing():
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Upgrade in place. The caller must already have discarded pending input."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        self._buffer.clear()
+        new = await loop.start_tls(
+            self.transport,
+            self,
+            context,
+            server_side=True,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+        )
+        if new is None:
+            raise ConnectionResetError("connection closed during TLS handshake")
+        self.transport = new  # type: ignore[assignment]
+        self.is_tls = True
+
+    def tls_info(self) -> dict[str, Any]:
+        if self.transport is None:
+            return {}
+        obj = self.transport.get_extra_info("ssl_object")
+        if obj is None:
+            return {}
+        return {"version": obj.version(), "cipher": (obj.cipher() or ("",))[0]}
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

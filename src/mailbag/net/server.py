@@ -1,0 +1,193 @@
+"""Listeners for every protocol, and an orderly stop.
+
+`MailServer` owns the store, the TLS context and the listeners. Each accepted
+connection gets a session from the protocol's factory and a Driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..auth.service import Authenticator
+from ..config import Config
+from ..errors import ConfigError
+from ..session.base import Channel, Session
+from ..session.context import ServerContext
+from ..session.delivery import Delivery
+from ..store.interface import Store
+from .connection import Connection
+from .driver import ConnectionChannel, Driver
+from .tls import ensure_self_signed, fingerprint, server_context
+
+log = logging.getLogger("mailbag.server")
+
+IMPLICIT_TLS = {"pop3s", "imaps"}
+
+
+@dataclass(slots=True, frozen=True)
+class Listening:
+    protocol: str
+    host: str
+    port: int
+
+
+def session_factory(protocol: str, ctx: ServerContext) -> Callable[[Channel], Session] | None:
+    """The session class for a listener, or None if that protocol is not built yet."""
+    if protocol in ("pop3", "pop3s"):
+        from ..session.pop3.session import POP3Session
+
+        return lambda ch: POP3Session(ctx, ch)
+    if protocol in ("smtp", "lmtp"):
+        from ..session.smtp.session import SMTPSession
+
+        lmtp = protocol == "lmtp"
+        return lambda ch: SMTPSession(ctx, ch, lmtp=lmtp)
+    if protocol in ("imap", "imaps"):
+        try:
+            from ..session.imap.session import IMAPSession  # type: ignore[import-not-found]
+        except ModuleNotFoundError:
+            return None
+        return lambda ch: IMAPSession(ctx, ch)  # type: ignore[no-any-return]
+    raise ValueError(protocol)
+
+
+def open_default_store(config: Config) -> Store:
+    from ..store.sqlite.backend import SQLiteStore
+
+    return SQLiteStore(config.data_dir)
+
+
+class MailServer:
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self.store: Store = store if store is not None else open_default_store(config)
+        self.tls: ssl.SSLContext | None = None
+        self.tls_fingerprint = ""
+        self.tls_created = False
+        self.listening: list[Listening] = []
+        self._servers: list[asyncio.Server] = []
+        self._drivers: set[Driver] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.ctx: ServerContext | None = None
+
+    def _load_tls(self) -> None:
+        cfg = self.config
+        if cfg.tls_cert is not None and cfg.tls_key is not None:
+            cert, key = cfg.tls_cert, cfg.tls_key
+        else:
+            cert, key, self.tls_created = ensure_self_signed(cfg.data_dir, cfg.hostname)
+        self.tls = server_context(cert, key)
+        self.tls_fingerprint = fingerprint(cert)
+
+    async def start(self) -> list[Listening]:
+        self._load_tls()
+        await self.store.open()
+        auth = Authenticator(
+            self.store,
+            self.config.default_domain,
+            self.config.auth_penalty_base,
+            self.config.auth_penalty_max,
+        )
+        self.ctx = ServerContext(self.config, self.store, auth, Delivery(self.store, self.config))
+        try:
+            for protocol, port in self.config.ports.items():
+                if port is None:
+                    continue
+                factory = session_factory(protocol, self.ctx)
+                if factory is None:
+                    log.info("%s: not available in this version; listener not started", protocol)
+                    continue
+                await self._listen(protocol, port, factory)
+        except BaseException:
+            await self.stop()
+            raise
+        return self.listening
+
+    async def _listen(
+        self, protocol: str, port: int, factory: Callable[[Channel], Session]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        implicit = protocol in IMPLICIT_TLS
+
+        def on_connect() -> Connection:
+            conn = Connection()
+            task = loop.create_task(self._handle(conn, protocol, factory))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return conn
+
+        try:
+            server = await loop.create_server(
+                on_connect,
+                self.config.host,
+                port,
+                ssl=self.tls if implicit else None,
+                ssl_handshake_timeout=30.0 if implicit else None,
+                reuse_address=True,
+                backlog=1024,
+            )
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"{protocol}: port {port} on {self.config.host} is already in use "
+                    f"(choose another with --{protocol}-port, or 'off')"
+                ) from None
+            raise ConfigError(
+                f"{protocol}: cannot listen on {self.config.host}:{port}: {e.strerror}"
+            ) from None
+        self._servers.append(server)
+        for sock in server.sockets:
+            host, bound = sock.getsockname()[:2]
+            self.listening.append(Listening(protocol, str(host), int(bound)))
+
+    async def _handle(
+        self, conn: Connection, protocol: str, factory: Callable[[Channel], Session]
+    ) -> None:
+        await conn._connected
+        channel = ConnectionChannel(conn, self.tls, protocol)
+        try:
+            session = factory(channel)
+        except Exception:
+            log.exception("%s: cannot create session", protocol)
+            conn.abort()
+            return
+        driver = Driver(conn, session, protocol)
+        self._drivers.add(driver)
+        try:
+            await driver.run()
+        finally:
+            self._drivers.discard(driver)
+
+    def port(self, protocol: str) -> int:
+        for item in self.listening:
+            if item.protocol == protocol:
+                return item.port
+        raise KeyError(protocol)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Close listeners, let sessions say goodbye, finish deliveries in flight."""
+        for server in self._servers:
+            server.close()
+        for driver in list(self._drivers):
+            driver.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
+        if self.ctx is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await self.ctx.delivery.wait_idle()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+        await self.store.close()

@@ -1,0 +1,156 @@
+"""The one delivery function every way in ends at (DESIGN.md §1).
+
+SMTP, LMTP, `mailbag deliver` (and later the HTTP API) call `Delivery.deliver`
+and get one result per recipient: LMTP answers each after DATA (RFC 2033
+§4.2), SMTP folds them into one reply, the CLI into an exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import logging
+import re
+from dataclasses import dataclass
+
+from ..auth.addresses import BadAddress, domain_of, normalize_address
+from ..config import Config
+from ..errors import StoreError, StoreUnavailable
+from ..store.interface import Store
+from ..store.models import INBOX, AppendRequest
+
+log = logging.getLogger("mailbag.delivery")
+
+
+@dataclass(slots=True, frozen=True)
+class RecipientCheck:
+    """The answer to RCPT TO: whether we take mail for this address."""
+
+    ok: bool
+    address: str  # normalised when ok, as given otherwise
+    code: int
+    enhanced: str
+    text: str
+
+
+@dataclass(slots=True, frozen=True)
+class RecipientResult:
+    recipient: str
+    code: int  # 250, 4xx, 5xx
+    enhanced: str
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+
+@dataclass(slots=True, frozen=True)
+class TraceInfo:
+    """What goes into the Received header (RFC 5321 §4.4)."""
+
+    protocol: str  # SMTP, ESMTP, ESMTPS, LMTP, LMTPS, local
+    helo: str = ""
+    peer_host: str = ""
+    tls: str = ""  # e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"
+
+
+_HELO_SAFE = re.compile(r"[^A-Za-z0-9.\-\[\]:_]")
+
+
+class Delivery:
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store = store
+        self.config = config
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def check_recipient(self, address: str) -> RecipientCheck:
+        try:
+            normal = normalize_address(address, self.config.default_domain)
+        except BadAddress:
+            return RecipientCheck(False, address, 501, "5.1.3", "Bad recipient address syntax")
+        if not self.config.is_local_domain(domain_of(normal)):
+            # No open relay: we only take mail for our own domains.
+            return RecipientCheck(False, address, 550, "5.7.1", "Relaying denied")
+        try:
+            account = await self.store.get_account(normal)
+        except StoreError:
+            return RecipientCheck(False, address, 451, "4.3.0", "Temporary lookup failure")
+        if account is None:
+            return RecipientCheck(False, address, 550, "5.1.1", "No such user here")
+        return RecipientCheck(True, normal, 250, "2.1.5", "OK")
+
+    def trace_headers(self, sender: str, recipients: list[str], trace: TraceInfo) -> bytes:
+        now = email.utils.format_datetime(dt.datetime.now(dt.UTC).astimezone())
+        helo = _HELO_SAFE.sub("", trace.helo)[:100] or "unknown"
+        frm = f"from {helo} ([{trace.peer_host}])" if trace.peer_host else f"from {helo}"
+        tls = f"\r\n\t(using {trace.tls})" if trace.tls else ""
+        # Name the recipient only when there is exactly one (as Postfix does), so a
+        # multi-recipient copy does not disclose the other recipients.
+        rcpt = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
+        received = (
+            f"Received: {frm}\r\n\tby {self.config.hostname} (mailbag) with {trace.protocol}"
+            f"{tls}{rcpt};\r\n\t{now}\r\n"
+        )
+        return f"Return-Path: <{sender}>\r\n{received}".encode("utf-8", "replace")
+
+    async def deliver(
+        self, sender: str, recipients: list[str], data: bytes, trace: TraceInfo
+    ) -> list[RecipientResult]:
+        """Store `data` in the INBOX of each recipient; one result per recipient.
+
+        `data` has CRLF line ends and no dot-stuffing. Only a 250 result means
+        the message is durable for that recipient.
+        """
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            return await self._deliver(sender, recipients, data, trace)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    async def _deliver(
+        self, sender: str, recipients: list[str], data: bytes, trace: TraceInfo
+    ) -> list[RecipientResult]:
+        if len(data) > self.config.max_message_size:
+            return [
+                RecipientResult(r, 552, "5.3.4", "Message too big for system") for r in recipients
+            ]
+        message = self.trace_headers(sender, recipients, trace) + data
+        # Concurrent appends let the store batch them into one commit.
+        results = await asyncio.gather(*(self._deliver_one(r, message) for r in recipients))
+        return list(results)
+
+    async def _deliver_one(self, recipient: str, message: bytes) -> RecipientResult:
+        check = await self.check_recipient(recipient)
+        if not check.ok:
+            return RecipientResult(recipient, check.code, check.enhanced, check.text)
+        try:
+            account = await self.store.get_account(check.address)
+            box = await self.store.get_mailbox(account.id, INBOX) if account else None
+            if account is None or box is None:
+                return RecipientResult(recipient, 550, "5.1.1", "No such user here")
+            result = await self.store.append(box.id, [AppendRequest(data=message)])
+        except StoreUnavailable as e:
+            log.warning("delivery to %s failed temporarily: %s", check.address, e)
+            return RecipientResult(recipient, 451, "4.3.0", "Temporary failure, try again later")
+        except StoreError as e:
+            log.warning("delivery to %s failed: %s", check.address, e)
+            return RecipientResult(recipient, 451, "4.3.0", "Temporary failure, try again later")
+        except OSError as e:
+            log.error("delivery to %s failed: %s", check.address, e)
+            return RecipientResult(recipient, 452, "4.3.1", "Insufficient system storage")
+        log.info("delivered to=%s uid=%s size=%d", check.address, result.uids[0], len(message))
+        return RecipientResult(recipient, 250, "2.0.0", f"Delivered UID {result.uids[0]}")
