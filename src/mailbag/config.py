@@ -48,6 +48,7 @@ class Config:
     # RFC 5034 §4 / RFC 2595 §3.1: no plaintext passwords over clear connections,
     # except from loopback where nothing crosses a wire.
     allow_plaintext_auth: bool = False
+    plaintext_auth_loopback: bool = True
     max_message_size: int = 50 * 1024 * 1024
     max_recipients: int = 100
     # RFC 5321 §4.5.3.2.7: 5 minutes; RFC 1939 §3: at least 10 minutes.
@@ -106,7 +107,12 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "log_level": "log_level",
     },
     "listeners": {p: p for p in PROTOCOLS},
-    "tls": {"cert": "tls_cert", "key": "tls_key", "allow_plaintext_auth": "allow_plaintext_auth"},
+    "tls": {
+        "cert": "tls_cert",
+        "key": "tls_key",
+        "allow_plaintext_auth": "allow_plaintext_auth",
+        "plaintext_auth_loopback": "plaintext_auth_loopback",
+    },
     "domains": {"default": "default_domain", "local": "local_domains"},
     "limits": {
         "max_message_size": "max_message_size",
@@ -166,7 +172,7 @@ def apply_table(cfg: Config, raw: dict[str, Any], source: str) -> Config:
 def _convert(name: str, value: Any, where: str) -> Any:
     if name in ("data_dir", "tls_cert", "tls_key"):
         return Path(_expect(value, str, where, "a path string")).expanduser()
-    if name in ("allow_plaintext_auth", "pop3_apop"):
+    if name in ("allow_plaintext_auth", "plaintext_auth_loopback", "pop3_apop"):
         return _expect(value, bool, where, "true or false")
     if name in ("max_message_size", "max_recipients"):
         v = _expect(value, int, where, "a positive integer")

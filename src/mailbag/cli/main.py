@@ -1,0 +1,389 @@
+"""The `mailbag` command: serve, user management, and local delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..auth.addresses import BadAddress, domain_of, normalize_address
+from ..auth.passwords import hash_password
+from ..config import PROTOCOLS, Config, load_config, parse_port
+from ..errors import AlreadyExists, ConfigError, MailbagError, NotFound
+from ..store.interface import Store
+
+T = TypeVar("T")
+
+# sysexits.h, as MTAs expect from a mailbox command.
+EX_USAGE = 64
+EX_NOUSER = 67
+EX_SOFTWARE = 70
+EX_CANTCREAT = 73
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"mailbag: {message}", err=True)
+    sys.exit(code)
+
+
+def build_config(config_path: Path | None, data_dir: Path | None, **overrides: Any) -> Config:
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as e:
+        fail(str(e), EX_CONFIG)
+        raise
+    if data_dir is not None:
+        cfg = replace(cfg, data_dir=data_dir)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if clean:
+        cfg = replace(cfg, **clean)
+    return cfg
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data dir (private) and check we can write there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        fail(
+            f"data dir {path} is not usable: {e.strerror or e}. "
+            "Choose another with --data-dir or MAILBAG_DATA_DIR.",
+            EX_CANTCREAT,
+        )
+
+
+def open_store(cfg: Config) -> Store:
+    from ..store.sqlite.backend import SQLiteStore
+
+    return SQLiteStore(cfg.data_dir)
+
+
+def with_store(cfg: Config, action: Callable[[Store], Awaitable[T]]) -> T:
+    prepare_data_dir(cfg.data_dir)
+
+    async def run() -> T:
+        store = open_store(cfg)
+        await store.open()
+        try:
+            return await action(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="TOML configuration file.",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where mail and the database live (default: $MAILBAG_DATA_DIR or ~/.local/share/mailbag).",
+)
+
+
+class PortType(click.ParamType):
+    name = "PORT|off"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, int):
+            return value
+        try:
+            port = parse_port(value, f"--{param.name if param else 'port'}")
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+        return "off" if port is None else port
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mailbag")
+def main() -> None:
+    """mailbag: IMAP, POP3, SMTP and LMTP on one durable mail store."""
+
+
+def _port_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for proto in reversed(PROTOCOLS):
+        f = click.option(
+            f"--{proto}-port",
+            proto.replace("-", "_") + "_port",
+            type=PortType(),
+            default=None,
+            help=f"{proto} port (0 = any free port, off = no listener)",
+        )(f)
+    return f
+
+
+@main.command()
+@config_option
+@data_dir_option
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@_port_options
+@click.option(
+    "--log-level",
+    default=None,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def serve(
+    config_path: Path | None,
+    data_dir: Path | None,
+    host: str | None,
+    log_level: str | None,
+    **ports: Any,
+) -> None:
+    """Run the mail server until SIGTERM or SIGINT."""
+    cfg = build_config(
+        config_path, data_dir, host=host, log_level=log_level.upper() if log_level else None
+    )
+    port_map = dict(cfg.ports)
+    for proto in PROTOCOLS:
+        value = ports.get(f"{proto}_port")
+        if value is not None:
+            port_map[proto] = None if value == "off" else int(value)
+    cfg = replace(cfg, ports=port_map)
+    setup_logging(cfg.log_level)
+    prepare_data_dir(cfg.data_dir)
+    try:
+        code = asyncio.run(_serve(cfg))
+    except ConfigError as e:
+        fail(str(e), EX_CONFIG)
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+async def _serve(cfg: Config) -> int:
+    from ..net.server import MailServer
+
+    server = MailServer(cfg)
+    listening = await server.start()
+    for item in listening:
+        host = f"[{item.host}]" if ":" in item.host else item.host
+        print(f"mailbag: {item.protocol} listening on {host}:{item.port}", flush=True)
+    if server.tls_created:
+        print(
+            f"mailbag: created a self-signed TLS certificate in {cfg.data_dir / 'tls'}", flush=True
+        )
+    print(f"mailbag: TLS certificate SHA-256 fingerprint {server.tls_fingerprint}", flush=True)
+    if not await server.store.list_accounts():
+        print(
+            "mailbag: no users yet; add one with: "
+            f"mailbag user add alice@{cfg.default_domain} --data-dir {cfg.data_dir}",
+            flush=True,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logging.getLogger("mailbag.server").info("stopping")
+    await server.stop()
+    print("mailbag: stopped", flush=True)
+    return 0
+
+
+# ---- users -------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Add, list, change and delete users."""
+
+
+def _read_password(password_stdin: bool, confirm: bool = True) -> str:
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    if not password:
+        fail("empty password", EX_USAGE)
+    return password
+
+
+def _address(cfg: Config, address: str) -> str:
+    try:
+        normal = normalize_address(address, cfg.default_domain)
+    except BadAddress as e:
+        fail(str(e), EX_USAGE)
+        raise
+    return normal
+
+
+@user.command("add")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@config_option
+@data_dir_option
+def user_add(
+    address: str, password_stdin: bool, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Add a user; a bare name means the default domain."""
+    cfg = build_config(config_path, data_dir)
+    normal = _address(cfg, address)
+    if not cfg.is_local_domain(domain_of(normal)):
+        click.echo(
+            f"mailbag: warning: {domain_of(normal)} is not a local domain; mail for it will be "
+            "refused until it is listed in [domains] local",
+            err=True,
+        )
+    password = _read_password(password_stdin)
+
+    async def act(store: Store) -> None:
+        await store.create_account(normal, hash_password(password))
+
+    try:
+        with_store(cfg, act)
+    except AlreadyExists:
+        fail(f"user {normal} exists already", 1)
+    click.echo(f"mailbag: added {normal}")
+
+
+@user.command("list")
+@config_option
+@data_dir_option
+def user_list(config_path: Path | None, data_dir: Path | None) -> None:
+    """List users."""
+    cfg = build_config(config_path, data_dir)
+    for account in with_store(cfg, lambda s: s.list_accounts()):
+        click.echo(account.address)
+
+
+@user.command("passwd")
+@click.argument("address")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@config_option
+@data_dir_option
+def user_passwd(
+    address: str, password_stdin: bool, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Change a user's password."""
+    cfg = build_config(config_path, data_dir)
+    normal = _address(cfg, address)
+    password = _read_password(password_stdin)
+
+    async def act(store: Store) -> bool:
+        account = await store.get_account(normal)
+        if account is None:
+            return False
+        await store.set_password_hash(account.id, hash_password(password))
+        return True
+
+    if not with_store(cfg, act):
+        fail(f"no such user {normal}", EX_NOUSER)
+    click.echo(f"mailbag: password changed for {normal}")
+
+
+@user.command("delete")
+@click.argument("address")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+@data_dir_option
+def user_delete(address: str, yes: bool, config_path: Path | None, data_dir: Path | None) -> None:
+    """Delete a user and all their mail."""
+    cfg = build_config(config_path, data_dir)
+    normal = _address(cfg, address)
+    if not yes:
+        click.confirm(f"Delete {normal} and all their mail?", abort=True)
+
+    async def act(store: Store) -> bool:
+        account = await store.get_account(normal)
+        if account is None:
+            return False
+        await store.delete_account(account.id)
+        return True
+
+    try:
+        found = with_store(cfg, act)
+    except NotFound:
+        found = False
+    if not found:
+        fail(f"no such user {normal}", EX_NOUSER)
+    click.echo(f"mailbag: deleted {normal}")
+
+
+# ---- local delivery --------------------------------------------------------------
+
+
+@main.command()
+@click.argument("addresses", nargs=-1, required=True)
+@click.option(
+    "-f",
+    "--from",
+    "sender",
+    default=None,
+    help="Envelope sender (default: $SENDER, as Postfix sets it, or empty).",
+)
+@config_option
+@data_dir_option
+def deliver(
+    addresses: tuple[str, ...], sender: str | None, config_path: Path | None, data_dir: Path | None
+) -> None:
+    """Deliver a message from standard input (an MTA's mailbox command).
+
+    Exit 0 only when the message is durable for every recipient; 67 when a
+    recipient does not exist (or the message is refused for good), 75 for a
+    temporary failure.
+    """
+    from ..session.delivery import Delivery, TraceInfo
+
+    cfg = build_config(config_path, data_dir)
+    setup_logging("WARNING")
+    data = sys.stdin.buffer.read(cfg.max_message_size + 1)
+    data = to_crlf(data)
+    envelope_from = sender if sender is not None else os.environ.get("SENDER", "")
+
+    async def act(store: Store) -> list[Any]:
+        delivery = Delivery(store, cfg)
+        return await delivery.deliver(
+            envelope_from, list(addresses), data, TraceInfo(protocol="local")
+        )
+
+    try:
+        results = with_store(cfg, act)
+    except MailbagError as e:
+        fail(f"delivery failed: {e}", EX_TEMPFAIL)
+        return
+    except OSError as e:
+        fail(f"delivery failed: {e}", EX_TEMPFAIL)
+        return
+    for r in results:
+        if not r.ok:
+            click.echo(f"mailbag: {r.recipient}: {r.code} {r.enhanced} {r.text}", err=True)
+    if any(r.temporary for r in results):
+        code = EX_TEMPFAIL
+    elif all(r.ok for r in results):
+        code = 0
+    else:
+        code = EX_NOUSER
+    sys.exit(code)
+
+
+def to_crlf(data: bytes) -> bytes:
+    """Mailbox commands get LF line ends; the store keeps CRLF (IMAP needs it)."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
