@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from email.header import Header
 
-WORDS = [
+WORDS = (
     "meeting",
     "project",
     "report",
@@ -44,7 +44,7 @@ WORDS = [
     "question",
     "answer",
     "weekend",
-]
+)
 PLANTED = ("zebraquartz", "plumbago", "xylophonist")
 NAMES = ["Alice Archer", "Bob Baker", "Carol Cho", "Dmitri Dunn", "Émile Ève", "Fatima Farah"]
 
