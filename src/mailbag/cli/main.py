@@ -181,6 +181,11 @@ def serve(
 async def _serve(cfg: Config) -> int:
     from ..net.server import MailServer
 
+    # Handlers first: a SIGTERM that arrives while we start must still stop us cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     server = MailServer(cfg)
     listening = await server.start()
     for item in listening:
@@ -197,10 +202,6 @@ async def _serve(cfg: Config) -> int:
             f"mailbag user add alice@{cfg.default_domain} --data-dir {cfg.data_dir}",
             flush=True,
         )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     logging.getLogger("mailbag.server").info("stopping")
     await server.stop()

@@ -1,0 +1,231 @@
+"""The selected-mailbox view of one IMAP session (DESIGN.md §1).
+
+It maps sequence numbers to UIDs, queues what other sessions changed, and
+hands those changes out only when the protocol allows:
+
+- RFC 9051 §7.5.1 (RFC 3501 §7.4.1): no EXPUNGE while no command is in
+  progress, nor while answering FETCH, STORE or SEARCH (the sequence-number
+  forms); UID commands may receive them.
+- EXISTS and FETCH (flag) updates may be sent at the end of any command
+  (RFC 9051 §5.2, §7.4.1).
+
+Memory matters (issue 4: an idle session should cost little), so the view keeps
+only an `array` of UIDs (4 bytes per message) and the \\Recent boundary; flags
+are read from the store when needed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+
+from ...store.changes import (
+    Change,
+    FlagsChanged,
+    MailboxDeleted,
+    MailboxRenamed,
+    MessagesAdded,
+    MessagesExpunged,
+    Subscription,
+)
+from ...store.models import UID, Mailbox, MailboxID, ModSeq
+
+
+@dataclass(slots=True, frozen=True)
+class Exists:
+    count: int
+
+
+@dataclass(slots=True, frozen=True)
+class Recent:
+    count: int
+
+
+@dataclass(slots=True, frozen=True)
+class Expunge:
+    seq: int
+    uid: UID
+
+
+@dataclass(slots=True, frozen=True)
+class FlagsFetch:
+    seq: int
+    uid: UID
+    modseq: ModSeq
+    flags: frozenset[str]
+
+
+@dataclass(slots=True, frozen=True)
+class MailboxGone:
+    """The selected mailbox was deleted or renamed away by another session."""
+
+    name: str
+
+
+Update = Exists | Recent | Expunge | FlagsFetch | MailboxGone
+
+
+class SelectedMailbox:
+    __slots__ = (
+        "_expunged_pending",
+        "_own_modseqs",
+        "_pending_flags",
+        "_recent",
+        "_sub",
+        "_uids",
+        "announced_exists",
+        "mailbox",
+        "read_only",
+    )
+
+    def __init__(
+        self,
+        mailbox: Mailbox,
+        uids: Iterable[UID],
+        read_only: bool,
+        subscription: Subscription,
+        recent_from: UID | None = None,
+    ) -> None:
+        self.mailbox = mailbox
+        self.read_only = read_only
+        self._uids = array("L", uids)
+        self._sub = subscription
+        # UIDs >= this are \Recent for this session (rev1 only; None = none).
+        self._recent = recent_from
+        self._expunged_pending: set[UID] = set()
+        self._pending_flags: dict[UID, tuple[ModSeq, frozenset[str]]] = {}
+        self._own_modseqs: set[ModSeq] = set()
+        self.announced_exists = len(self._uids)
+
+    # ---- sequence numbers <-> UIDs -----------------------------------------
+    @property
+    def id(self) -> MailboxID:
+        return self.mailbox.id
+
+    @property
+    def exists(self) -> int:
+        return len(self._uids)
+
+    def uid_of(self, seq: int) -> UID:
+        return UID(self._uids[seq - 1])
+
+    def seq_of(self, uid: UID) -> int | None:
+        i = bisect.bisect_left(self._uids, uid)
+        if i < len(self._uids) and self._uids[i] == uid:
+            return i + 1
+        return None
+
+    def uids(self) -> array[int]:
+        return self._uids
+
+    def max_uid(self) -> UID:
+        return UID(self._uids[-1]) if self._uids else UID(0)
+
+    def uids_for_seqs(self, seqs: Iterable[int]) -> list[UID]:
+        n = len(self._uids)
+        return [UID(self._uids[s - 1]) for s in seqs if 1 <= s <= n]
+
+    def uids_in_ranges(self, ranges: Iterable[tuple[int, int]]) -> list[UID]:
+        """UIDs of this view inside inclusive UID ranges (sorted, unique)."""
+        out: set[int] = set()
+        arr = self._uids
+        for lo, hi in ranges:
+            if lo > hi:
+                lo, hi = hi, lo
+            i = bisect.bisect_left(arr, lo)
+            j = bisect.bisect_right(arr, hi)
+            out.update(arr[i:j])
+        return [UID(u) for u in sorted(out)]
+
+    def is_recent(self, uid: UID) -> bool:
+        return self._recent is not None and uid >= self._recent
+
+    def recent_count(self) -> int:
+        if self._recent is None:
+            return 0
+        return len(self._uids) - bisect.bisect_left(self._uids, self._recent)
+
+    def is_expunge_pending(self, uid: UID) -> bool:
+        return uid in self._expunged_pending
+
+    # ---- own changes -------------------------------------------------------
+    def note_own_modseq(self, modseq: ModSeq) -> None:
+        """A flag change this session made and reported itself (STORE)."""
+        self._own_modseqs.add(modseq)
+
+    # ---- updates from the change feed ----------------------------------------
+    def _absorb(self, change: Change) -> MailboxGone | None:
+        if isinstance(change, MessagesAdded):
+            if change.mailbox_id == self.id:
+                last = self._uids[-1] if self._uids else 0
+                for uid in change.uids:
+                    if uid > last:
+                        self._uids.append(uid)
+                        last = uid
+        elif isinstance(change, MessagesExpunged):
+            if change.mailbox_id == self.id:
+                self._expunged_pending.update(change.uids)
+        elif isinstance(change, FlagsChanged):
+            if change.mailbox_id == self.id:
+                for uid, modseq, flags in change.changes:
+                    if modseq in self._own_modseqs:
+                        continue
+                    self._pending_flags[uid] = (modseq, flags)
+        elif isinstance(change, MailboxRenamed) and change.mailbox_id == self.id:
+            # The mailbox lives on under its new name (same UIDVALIDITY).
+            self.mailbox = replace(self.mailbox, name=change.new_name)
+        elif isinstance(change, MailboxDeleted) and change.mailbox_id == self.id:
+            return MailboxGone(self.mailbox.name)
+        return None
+
+    def has_pending(self) -> bool:
+        return self._sub.has_pending() or bool(self._expunged_pending or self._pending_flags) or (
+            self.announced_exists != len(self._uids)
+        )
+
+    def poll(self, allow_expunge: bool) -> list[Update]:
+        """Absorb queued changes and return what may be announced now, in order:
+        EXPUNGEs (when allowed), then EXISTS/RECENT, then flag FETCHes."""
+        gone: MailboxGone | None = None
+        for change in self._sub.drain():
+            gone = self._absorb(change) or gone
+        out: list[Update] = []
+        if gone is not None:
+            return [gone]
+        if allow_expunge and self._expunged_pending:
+            for uid in sorted(self._expunged_pending):
+                seq = self.seq_of(uid)
+                if seq is None:
+                    continue
+                del self._uids[seq - 1]
+                self._pending_flags.pop(uid, None)
+                if self.announced_exists >= seq:
+                    self.announced_exists -= 1
+                    out.append(Expunge(seq, uid))
+            self._expunged_pending.clear()
+        # RFC 9051 §7.4.1: EXISTS never decreases except through EXPUNGE;
+        # while expunges are deferred the count only grows here.
+        if len(self._uids) > self.announced_exists:
+            self.announced_exists = len(self._uids)
+            out.append(Exists(self.announced_exists))
+            if self._recent is not None:
+                out.append(Recent(self.recent_count()))
+        if self._pending_flags:
+            for uid in sorted(self._pending_flags):
+                seq = self.seq_of(uid)
+                if seq is None or uid in self._expunged_pending or seq > self.announced_exists:
+                    continue
+                modseq, flags = self._pending_flags[uid]
+                out.append(FlagsFetch(seq, uid, modseq, flags))
+            self._pending_flags.clear()
+        if len(self._own_modseqs) > 1000:
+            self._own_modseqs.clear()
+        return out
+
+    def close(self) -> None:
+        self._sub.close()
+
+    def __iter__(self) -> Iterator[UID]:
+        return (UID(u) for u in self._uids)

@@ -1,0 +1,335 @@
+"""LMTP session transcripts over real sockets (RFC 2033)."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailbag.testing.server import ServerThread
+
+try:
+    from .smtp_support import (
+        EHLO_REPLY,
+        HOST,
+        Client,
+        delete_account,
+        inbox,
+        running,
+        split_trace,
+        start_server,
+        transcript,
+    )
+except ImportError:  # tests/session is not a package: imported from sys.path
+    from smtp_support import (
+        EHLO_REPLY,
+        HOST,
+        Client,
+        delete_account,
+        inbox,
+        running,
+        split_trace,
+        start_server,
+        transcript,
+    )
+
+SIZE = 50 * 1024 * 1024
+GREETING = f"S: 220 {HOST} LMTP mailbag"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerThread]:
+    srv = start_server(tmp_path)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: ServerThread) -> Iterator[Client]:
+    c = Client(server.port("lmtp"))
+    yield c
+    c.close()
+
+
+def lhlo(size: int = SIZE) -> str:
+    """The LHLO exchange as transcript lines (the reply is EHLO's, RFC 2033 §4.1)."""
+    return "C: LHLO client.example\n" + EHLO_REPLY.format(size=size)
+
+
+LHLO = lhlo()
+LHLO_LINES = EHLO_REPLY.format(size=SIZE)
+
+
+def test_greeting_and_lhlo(client: Client) -> None:
+    """RFC 2033 §4.1: LHLO replaces EHLO; PIPELINING and ENHANCEDSTATUSCODES are offered."""
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO}
+        C: QUIT
+        S: 221 2.0.0 Bye
+        S: <closed>
+        """,
+    )
+
+
+def test_helo_and_ehlo_are_refused(client: Client) -> None:
+    """RFC 2033 §4.1: an LMTP server must not answer HELO or EHLO with success."""
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        C: EHLO client.example
+        S: 500 5.5.1 Error: this is LMTP, use LHLO
+        C: HELO client.example
+        S: 500 5.5.1 Error: this is LMTP, use LHLO
+        C: MAIL FROM:<a@b.example>
+        S: 503 5.5.1 Error: send LHLO first
+        """,
+    )
+
+
+def test_one_reply_per_recipient_in_rcpt_order(server: ServerThread, client: Client) -> None:
+    """RFC 2033 §4.2: after DATA, one reply per accepted RCPT, in RCPT order.
+
+    The refused recipient (550 at RCPT) gets no reply after the data.
+    """
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO}
+        C: MAIL FROM:<sender@example.org>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<bob@localhost>
+        S: 250 2.1.5 Ok
+        C: RCPT TO:<nobody@localhost>
+        S: 550 5.1.1 No such user here
+        C: RCPT TO:<alice>
+        S: 250 2.1.5 Ok
+        C: DATA
+        S: 354 End data with <CR><LF>.<CR><LF>
+        C: Subject: lmtp
+        C:
+        C: ..dot
+        C: .
+        S: 250 2.0.0 <bob@localhost> Delivered UID 1
+        S: 250 2.0.0 <alice@localhost> Delivered UID 1
+        C: NOOP
+        S: 250 2.0.0 Ok
+        """,
+    )
+    for user in ("alice", "bob"):
+        (stored,) = inbox(server, f"{user}@localhost")
+        trace, original = split_trace(stored)
+        assert original == b"Subject: lmtp\r\n\r\n.dot\r\n"
+        assert trace["protocol"] == "LMTP"
+        assert trace["sender"] == "sender@example.org"
+
+
+def test_mixed_results_after_data(server: ServerThread, client: Client) -> None:
+    """RFC 2033 §4.2: each recipient gets its own result, success or failure.
+
+    bob's account disappears between RCPT and DATA: alice 250, bob 550, carol 250.
+    """
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO}
+        C: MAIL FROM:<a@b.example>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<alice@localhost>
+        S: 250 2.1.5 Ok
+        C: RCPT TO:<bob@localhost>
+        S: 250 2.1.5 Ok
+        C: RCPT TO:<carol@localhost>
+        S: 250 2.1.5 Ok
+        """,
+    )
+    delete_account(server, "bob@localhost")
+    transcript(
+        client,
+        """
+        C: DATA
+        S: 354 End data with <CR><LF>.<CR><LF>
+        C: Subject: x
+        C: .
+        S: 250 2.0.0 <alice@localhost> Delivered UID 1
+        S: 550 5.1.1 <bob@localhost> No such user here
+        S: 250 2.0.0 <carol@localhost> Delivered UID 1
+        """,
+    )
+    assert len(inbox(server, "alice@localhost")) == 1
+    assert len(inbox(server, "carol@localhost")) == 1
+
+
+def test_duplicate_rcpt_gets_two_replies_one_copy(server: ServerThread, client: Client) -> None:
+    """RFC 2033 §4.2: a reply for every successful RCPT, even a repeated one."""
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO}
+        C: MAIL FROM:<a@b.example>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<alice@localhost>
+        S: 250 2.1.5 Ok
+        C: RCPT TO:<ALICE>
+        S: 250 2.1.5 Ok
+        C: DATA
+        S: 354 End data with <CR><LF>.<CR><LF>
+        C: Subject: twice
+        C: .
+        S: 250 2.0.0 <alice@localhost> Delivered UID 1
+        S: 250 2.0.0 <alice@localhost> Delivered UID 1
+        """,
+    )
+    assert len(inbox(server, "alice@localhost")) == 1
+
+
+def test_too_big_gets_one_refusal_per_recipient(tmp_path: Path) -> None:
+    """RFC 2033 §4.2 with RFC 1870 §6.3: 552 for each recipient, nothing stored."""
+    with running(tmp_path, max_message_size=50) as srv:
+        c = Client(srv.port("lmtp"))
+        transcript(
+            c,
+            f"""
+            {GREETING}
+            {lhlo(size=50)}
+            C: MAIL FROM:<a@b.example>
+            S: 250 2.1.0 Ok
+            C: RCPT TO:<alice@localhost>
+            S: 250 2.1.5 Ok
+            C: RCPT TO:<bob@localhost>
+            S: 250 2.1.5 Ok
+            C: DATA
+            S: 354 End data with <CR><LF>.<CR><LF>
+            """,
+        )
+        c.send(b"z" * 100 + b"\r\n.\r\n")
+        assert c.reply() == ["552 5.3.4 Message size exceeds fixed maximum message size"]
+        assert c.reply() == ["552 5.3.4 Message size exceeds fixed maximum message size"]
+        c.close()
+        assert inbox(srv, "alice@localhost") == []
+        assert inbox(srv, "bob@localhost") == []
+
+
+def test_smuggling_gets_one_refusal_per_recipient(server: ServerThread, client: Client) -> None:
+    """RFC 2033 §4.2 and SMTP smuggling: <LF>.<CR><LF> is not the end; 550 5.5.2 each."""
+    client.send(
+        "LHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+        "RCPT TO:<bob@localhost>\r\nDATA\r\n"
+    )
+    client.send(
+        b"Subject: s\r\n\r\nhi\n.\r\nMAIL FROM:<x@y.example>\r\nRCPT TO:<carol@localhost>\r\n"
+        b"DATA\r\nforged\r\n.\r\n"
+    )
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO_LINES}
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+        S: 354 End data with <CR><LF>.<CR><LF>
+        S: 550 5.5.2 Error: bare <LF> received in end-of-data sequence
+        S: 550 5.5.2 Error: bare <LF> received in end-of-data sequence
+        C: NOOP
+        S: 250 2.0.0 Ok
+        """,
+    )
+    for user in ("alice", "bob", "carol"):
+        assert inbox(server, f"{user}@localhost") == []
+
+
+def test_pipelined_transactions(server: ServerThread, client: Client) -> None:
+    """RFC 2033 §4.2 with RFC 2920: two transactions in one packet, replies in order."""
+    client.send(
+        "LHLO c.example\r\n"
+        "MAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\nRCPT TO:<bob@localhost>\r\n"
+        "DATA\r\nSubject: one\r\n.\r\n"
+        "MAIL FROM:<>\r\nRCPT TO:<carol@localhost>\r\nRCPT TO:<ghost@localhost>\r\n"
+        "DATA\r\nSubject: two\r\n.\r\nQUIT\r\n"
+    )
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO_LINES}
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+        S: 354 End data with <CR><LF>.<CR><LF>
+        S: 250 2.0.0 <alice@localhost> Delivered UID 1
+        S: 250 2.0.0 <bob@localhost> Delivered UID 1
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 550 5.1.1 No such user here
+        S: 354 End data with <CR><LF>.<CR><LF>
+        S: 250 2.0.0 <carol@localhost> Delivered UID 1
+        S: 221 2.0.0 Bye
+        S: <closed>
+        """,
+    )
+    assert split_trace(inbox(server, "carol@localhost")[0])[0]["sender"] == ""
+
+
+def test_lmtp_starttls_traced_as_lmtps(server: ServerThread, client: Client) -> None:
+    """RFC 3207 over LMTP: after STARTTLS the trace says LMTPS; state reset to LHLO."""
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO}
+        C: STARTTLS
+        S: 220 2.0.0 Ready to start TLS
+        """,
+    )
+    client.starttls(server.config.data_dir / "tls" / "cert.pem")
+    transcript(
+        client,
+        """
+        C: MAIL FROM:<a@b.example>
+        S: 503 5.5.1 Error: send LHLO first
+        C: LHLO client.example
+        S~ 250-.*
+        S~ 250-.*
+        S~ 250-.*
+        S~ 250-.*
+        S~ 250-.*
+        S: 250 SMTPUTF8
+        C: MAIL FROM:<a@b.example>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<alice@localhost>
+        S: 250 2.1.5 Ok
+        C: DATA
+        S: 354 End data with <CR><LF>.<CR><LF>
+        C: Subject: tls
+        C: .
+        S: 250 2.0.0 <alice@localhost> Delivered UID 1
+        """,
+    )
+    trace, _ = split_trace(inbox(server, "alice@localhost")[0])
+    assert trace["protocol"] == "LMTPS"
+
+
+def test_smtplib_lmtp_end_to_end(server: ServerThread) -> None:
+    """RFC 2033 with Python's smtplib.LMTP (one recipient: smtplib reads one reply)."""
+    original = (
+        b"From: s@example.org\r\nTo: bob@localhost\r\nSubject: via smtplib.LMTP\r\n\r\n"
+        b".dot line\r\n.\r\nbye\r\n"
+    )
+    with smtplib.LMTP("127.0.0.1", server.port("lmtp"), local_hostname="mta.example") as s:
+        assert s.sendmail("s@example.org", ["bob@localhost"], original) == {}
+    (stored,) = inbox(server, "bob@localhost")
+    trace, body = split_trace(stored)
+    assert body == original
+    assert trace["protocol"] == "LMTP"
+    assert trace["helo"] == "mta.example"
+    assert trace["rcpt"] == "bob@localhost"
+    assert stored.startswith(b"Return-Path: <s@example.org>\r\nReceived: from mta.example")
