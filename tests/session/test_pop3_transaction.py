@@ -261,6 +261,21 @@ def test_keep_seen_mode(tmp_path: Path) -> None:
         messages = env.messages()
         assert [m.uid for m in messages] == [1, 2, 3]
         assert [SEEN in m.flags for m in messages] == [False, True, False]
+        assert "$POP3Deleted" in messages[1].flags
+        # Like Dovecot's pop3_deleted_flag: the next POP3 session no longer lists it.
+        with env.connect() as c:
+            c.login()
+            c.transcript(
+                f"""
+                C: STAT
+                S: +OK 2 {len(M1) + len(M3)}
+                C: UIDL
+                S: +OK
+                S: 1 {uidl(env, 1)}
+                S: 2 {uidl(env, 3)}
+                S: .
+            """
+            )
 
 
 def test_uidl_stable_across_sessions(env: POP3Env) -> None:

@@ -20,8 +20,9 @@ Choices, with their reasons:
   the UPDATE state after QUIT, never on a dropped connection (RFC 1939 §6: a
   session that ends without QUIT changes nothing), and TOP does not set it.
 - `pop3_delete_mode = "keep-seen"` keeps DELE'd messages and flags them \\Seen
-  instead of removing them. They are therefore listed again by the next POP3
-  session (they are ordinary INBOX messages).
+  and `$POP3Deleted` instead of removing them. Like Dovecot's
+  `pop3_deleted_flag`, the keyword hides them from later POP3 sessions (the
+  user deleted them there) while IMAP still shows them.
 - APOP is never offered: it needs the plaintext password on the server and we
   keep only argon2id hashes. With `pop3_apop = true` the greeting still has no
   timestamp (RFC 1939 §7: the timestamp is what announces APOP) and APOP is
@@ -168,6 +169,10 @@ class Entry:
     retrieved: bool = False
 
 
+# Keeps a message DELE'd in keep-seen mode out of later POP3 sessions.
+POP3_DELETED = "$POP3Deleted"
+
+
 @dataclass(slots=True)
 class Maildrop:
     """The INBOX as this session sees it: numbers are fixed at login (RFC 1939 §4)."""
@@ -182,7 +187,7 @@ class Maildrop:
         inbox = await store.get_mailbox(account.id, INBOX)
         if inbox is None:
             raise POP3Error("The maildrop (INBOX) does not exist", "SYS/PERM")
-        messages = await store.list_messages(inbox.id)
+        messages = [m for m in await store.list_messages(inbox.id) if POP3_DELETED not in m.flags]
         drop = cls(account.id, inbox.id, int(inbox.uidvalidity))
         # Message.size counts the stored bytes, which the store keeps with CRLF
         # line ends: exactly the RFC 1939 §11 size (proto.pop3.message_size).
@@ -566,10 +571,10 @@ class POP3Session:
         keep = self.ctx.config.pop3_delete_mode == "keep-seen"
         marked = [e.uid for e in drop.entries if e.deleted]
         seen = [e.uid for e in drop.entries if e.retrieved and (keep or not e.deleted)]
-        if keep:
-            seen = sorted({*seen, *marked})
         removed: list[UID] = []
         try:
+            if keep and marked:
+                await store.store_flags(drop.mailbox_id, marked, FlagOp.ADD, {SEEN, POP3_DELETED})
             if seen:
                 await store.store_flags(drop.mailbox_id, seen, FlagOp.ADD, {SEEN})
             if marked and not keep:
