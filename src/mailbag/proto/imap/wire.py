@@ -1,0 +1,146 @@
+"""Lexical pieces of IMAP shared by the parser and the serialisers (RFC 9051 §9)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Final
+
+# RFC 9051 §9: atom-specials = "(" / ")" / "{" / SP / CTL / list-wildcards /
+# quoted-specials / resp-specials. ATOM-CHAR is CHAR (7-bit) minus those.
+ATOM_RE: Final = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\\]]+\Z')
+# ASTRING-CHAR = ATOM-CHAR / resp-specials ("]")
+ASTRING_RE: Final = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\]+\Z')
+# tag = 1*<any ASTRING-CHAR except "+">
+TAG_RE: Final = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]+\Z')
+# list-char = ATOM-CHAR / list-wildcards / resp-specials
+LIST_CHAR_RE: Final = re.compile(rb'[^\x00-\x20\x7f-\xff(){"\\]+\Z')
+
+# What may appear inside a quoted string besides the escaped `"` and `\`:
+# any octet but NUL, CR, LF (8-bit only in UTF-8 mode, checked separately).
+_QUOTABLE_7BIT: Final = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*\Z")
+_QUOTABLE_8BIT: Final = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\xff]*\Z")
+
+# Strings longer than this are sent as literals: quoting buys nothing there
+# and some clients have small quoted-string buffers.
+MAX_QUOTED: Final = 1024
+
+MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MONTH_NUMBER: Final = {m.upper(): i + 1 for i, m in enumerate(MONTHS)}
+
+SYSTEM_FLAGS: Final = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", "\\Recent")
+_SYSTEM_BY_UPPER: Final = {f.upper(): f for f in SYSTEM_FLAGS}
+
+SPECIAL_USES: Final = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+_SPECIAL_BY_UPPER: Final = {f.upper(): f for f in SPECIAL_USES}
+
+
+def is_atom(data: bytes) -> bool:
+    return bool(ATOM_RE.match(data))
+
+
+def canonical_flag(flag: str) -> str:
+    """System flags are case-insensitive (RFC 9051 §2.3.2): give them one spelling."""
+    return _SYSTEM_BY_UPPER.get(flag.upper(), flag)
+
+
+def canonical_special_use(attr: str) -> str:
+    return _SPECIAL_BY_UPPER.get(attr.upper(), attr)
+
+
+def can_quote(data: bytes, utf8: bool) -> bool:
+    if len(data) > MAX_QUOTED:
+        return False
+    if utf8:
+        if not _QUOTABLE_8BIT.match(data):
+            return False
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+    return bool(_QUOTABLE_7BIT.match(data))
+
+
+def quoted(data: bytes) -> bytes:
+    return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+def client_string(data: bytes) -> bytes:
+    """A string as a client would send it: quoted, else a LITERAL+ literal."""
+    if can_quote(data, utf8=True):
+        return quoted(data)
+    return b"{%d+}\r\n" % len(data) + data
+
+
+def client_astring(data: bytes) -> bytes:
+    if data and ASTRING_RE.match(data):
+        return data
+    return client_string(data)
+
+
+def format_date(d: dt.date) -> str:
+    """RFC 9051 §9 `date-text`, e.g. `1-Feb-1994`."""
+    return f"{d.day}-{MONTHS[d.month - 1]}-{d.year:04d}"
+
+
+def format_datetime(t: dt.datetime) -> str:
+    """RFC 9051 §9 `date-time` without the quotes, e.g. `17-Jul-1996 02:44:25 -0700`."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    off = t.utcoffset() or dt.timedelta(0)
+    minutes = int(off.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    minutes = abs(minutes)
+    return (
+        f"{t.day:02d}-{MONTHS[t.month - 1]}-{t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} {sign}{minutes // 60:02d}{minutes % 60:02d}"
+    )
+
+
+_DATE_RE: Final = re.compile(rb"(\d{1,2})-([A-Za-z]{3})-(\d{4})\Z")
+_DATETIME_RE: Final = re.compile(
+    rb"[ ]?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\Z"
+)
+
+
+def parse_date(data: bytes) -> dt.date | None:
+    m = _DATE_RE.match(data)
+    if not m:
+        return None
+    month = MONTH_NUMBER.get(m.group(2).decode("ascii").upper())
+    if month is None:
+        return None
+    try:
+        return dt.date(int(m.group(3)), month, int(m.group(1)))
+    except ValueError:
+        return None
+
+
+def parse_datetime(data: bytes) -> dt.datetime | None:
+    """`date-time` without quotes. RFC 9051 says `date-day-fixed` (" 1" or "01");
+    "1" is accepted as well because clients send it."""
+    m = _DATETIME_RE.match(data)
+    if not m:
+        return None
+    month = MONTH_NUMBER.get(m.group(2).decode("ascii").upper())
+    if month is None:
+        return None
+    hh, mm = int(m.group(8)), int(m.group(9))
+    if hh > 23 or mm > 59:
+        return None
+    off = dt.timedelta(hours=hh, minutes=mm)
+    if m.group(7) == b"-":
+        off = -off
+    try:
+        return dt.datetime(
+            int(m.group(3)),
+            month,
+            int(m.group(1)),
+            int(m.group(4)),
+            int(m.group(5)),
+            int(m.group(6)),
+            tzinfo=dt.timezone(off),
+        )
+    except ValueError:
+        return None
