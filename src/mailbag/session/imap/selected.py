@@ -181,8 +181,10 @@ class SelectedMailbox:
         return None
 
     def has_pending(self) -> bool:
-        return self._sub.has_pending() or bool(self._expunged_pending or self._pending_flags) or (
-            self.announced_exists != len(self._uids)
+        return (
+            self._sub.has_pending()
+            or bool(self._expunged_pending or self._pending_flags)
+            or (self.announced_exists != len(self._uids))
         )
 
     def poll(self, allow_expunge: bool) -> list[Update]:
@@ -223,6 +225,9 @@ class SelectedMailbox:
         if len(self._own_modseqs) > 1000:
             self._own_modseqs.clear()
         return out
+
+    async def wait_for_changes(self) -> None:
+        await self._sub.wait()
 
     def close(self) -> None:
         self._sub.close()

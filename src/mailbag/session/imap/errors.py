@@ -1,0 +1,13 @@
+"""The one exception IMAP handlers raise for a tagged NO or BAD."""
+
+from __future__ import annotations
+
+from ...proto.imap.responses import ResponseCode
+
+
+class IMAPError(Exception):
+    def __init__(self, status: str, text: str, code: ResponseCode | str | None = None) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.code = code

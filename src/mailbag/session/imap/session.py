@@ -1,0 +1,382 @@
+"""The IMAP session: one connection's state machine (RFC 9051, RFC 3501).
+
+The receiver (proto.imap) turns bytes into typed commands; this class checks
+each against the dispatch table (which state allows it, whether untagged
+EXPUNGEs may accompany it), runs the handler, sends the updates other sessions
+caused, and writes the tagged status. Handlers live in `handlers/`, one module
+per command group; they get the session and the command and return the tagged
+OK (or raise IMAPError for NO/BAD).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, Iterable
+from typing import TYPE_CHECKING
+
+from ...errors import AlreadyExists, Cannot, NotFound, StoreError, StoreUnavailable
+from ...proto.imap.receiver import (
+    CommandError,
+    ContinuationRequest,
+    IMAPReceiver,
+    Limits,
+    RawLine,
+)
+from ...proto.imap.responses import (
+    ByeResponse,
+    ContinuationResponse,
+    EncodingContext,
+    ExistsResponse,
+    ExpungeResponse,
+    FetchResponse,
+    RecentResponse,
+    Response,
+    ResponseCode,
+    StreamingLiteral,
+    TaggedResponse,
+    UntaggedStatus,
+    flag_atoms,
+)
+from ...proto.imap.seqset import SeqSet
+from ...store.models import UID, Account
+from ..base import Channel
+from ..context import ServerContext
+from .errors import IMAPError
+from .selected import (
+    Exists,
+    Expunge,
+    FlagsFetch,
+    MailboxGone,
+    Recent,
+    SelectedMailbox,
+    Update,
+)
+from .state import State
+
+if TYPE_CHECKING:
+    from .dispatch import CommandSpec
+
+log = logging.getLogger("mailbag.imap")
+
+# Flush buffered output once it grows past this (a big FETCH streams out).
+_FLUSH_AT = 64 * 1024
+_MAX_BAD = 50  # protocol errors before we hang up (Dovecot: 10 bad commands)
+
+
+class IMAPSession:
+    def __init__(self, ctx: ServerContext, channel: Channel) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.store = ctx.store
+        self.state = State.NOT_AUTHENTICATED
+        self.account: Account | None = None
+        self.selected: SelectedMailbox | None = None
+        self.enabled: set[str] = set()
+        self.encoding = EncodingContext()
+        self.receiver = IMAPReceiver(Limits.from_config(ctx.config))
+        # RFC 5182 / RFC 9051 §6.4.4.1: the result of SEARCH RETURN (SAVE), as UIDs.
+        self.saved_search: list[UID] = []
+        self.finished = False
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._bad_count = 0
+        # A command that waits for more client lines (AUTHENTICATE, IDLE).
+        self.pending: PendingCommand | None = None
+
+    # ---- Session protocol ------------------------------------------------------
+    @property
+    def idle_timeout(self) -> float:
+        if not self.receiver.at_command_boundary:
+            return self.ctx.config.command_timeout
+        return self.ctx.config.imap_idle_timeout
+
+    @property
+    def peer(self) -> str:
+        return self.channel.peer_host
+
+    @property
+    def rev2(self) -> bool:
+        return self.encoding.rev2
+
+    @property
+    def user(self) -> str:
+        return self.account.address if self.account else "-"
+
+    async def start(self) -> None:
+        from .handlers.auth import capabilities
+
+        code = ResponseCode.capability(capabilities(self))
+        self.send(UntaggedStatus("OK", "mailbag IMAP ready", code))
+        await self.flush()
+
+    async def data_received(self, data: bytes) -> None:
+        self.receiver.receive_data(data)
+        while not self.finished and (event := self.receiver.next_event()) is not None:
+            await self._handle_event(event)
+            if self._out_size >= _FLUSH_AT:
+                await self.flush()
+        await self.flush()
+
+    async def timed_out(self) -> None:
+        # RFC 9051 §5.4: autologout after at least 30 minutes of inactivity.
+        await self._bye("Autologout; idle for too long")
+
+    async def shutdown(self) -> None:
+        await self._bye("Server shutting down", ResponseCode("UNAVAILABLE"))
+
+    async def connection_lost(self) -> None:
+        if self.pending is not None:
+            await self.pending.cancel()
+            self.pending = None
+        self._unselect()
+
+    async def _bye(self, text: str, code: ResponseCode | None = None) -> None:
+        self.finished = True
+        self.send(ByeResponse(text, code))
+        try:
+            await self.flush()
+        except (ConnectionError, OSError):
+            pass
+
+    # ---- output ----------------------------------------------------------------
+    def send(self, response: Response) -> None:
+        """Queue a response that has no streamed parts."""
+        for piece in response.pieces(self.encoding):
+            if not isinstance(piece, bytes):
+                raise TypeError("use write() for responses with streamed literals")
+            self._out.append(piece)
+            self._out_size += len(piece)
+
+    async def write(self, response: Response) -> None:
+        """Queue a response, streaming any StreamingLiteral parts as they come."""
+        for piece in response.pieces(self.encoding):
+            if isinstance(piece, bytes):
+                self._out.append(piece)
+                self._out_size += len(piece)
+                continue
+            await self._stream(piece)
+        if self._out_size >= _FLUSH_AT:
+            await self.flush()
+
+    async def _stream(self, literal: StreamingLiteral) -> None:
+        sent = 0
+        chunks = literal.chunks
+        if isinstance(chunks, AsyncIterable):
+            async for chunk in chunks:
+                sent += len(chunk)
+                self._queue_chunk(chunk)
+                if self._out_size >= _FLUSH_AT:
+                    await self.flush()
+        else:
+            for chunk in chunks:
+                sent += len(chunk)
+                self._queue_chunk(chunk)
+                if self._out_size >= _FLUSH_AT:
+                    await self.flush()
+        if sent != literal.size:
+            # The literal length is already on the wire: the stream cannot be
+            # repaired, so this connection must end (DESIGN.md §2.6).
+            raise ConnectionAbortedError(
+                f"streamed literal has {sent} octets, announced {literal.size}"
+            )
+
+    def _queue_chunk(self, chunk: bytes) -> None:
+        self._out.append(chunk)
+        self._out_size += len(chunk)
+
+    async def flush(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        await self.channel.write(data)
+
+    # ---- dispatch ------------------------------------------------------------------
+    async def _handle_event(self, event: object) -> None:
+        if isinstance(event, RawLine):
+            if self.pending is not None:
+                await self.pending.line(event.data)
+            return
+        if isinstance(event, ContinuationRequest):
+            await self._continuation(event)
+            return
+        if isinstance(event, CommandError):
+            self._bad_input()
+            if self.pending is not None and event.tag is None:
+                # An overlong raw line (SASL response / DONE): the pending command fails.
+                await self.pending.fail(event.text)
+                return
+            if event.tag is None:
+                self.send(UntaggedStatus("BAD", event.text, event.code))
+            else:
+                self.send(TaggedResponse(event.tag, event.status, event.text, event.code))  # type: ignore[arg-type]
+            self._log_error(event.tag or "*", event.command or "?", event.status, event.text)
+            return
+        await self._dispatch(event)
+
+    async def _continuation(self, event: ContinuationRequest) -> None:
+        # RFC 9051 §7.1: APPEND data before login would be an easy memory sink.
+        if self.state is State.NOT_AUTHENTICATED and event.size > 8192:
+            self.receiver.reject_literal()
+            self.send(TaggedResponse(event.tag, "NO", "Log in first"))
+            return
+        self.send(ContinuationResponse("Ready for literal data"))
+        await self.flush()
+
+    def _bad_input(self) -> None:
+        self._bad_count += 1
+        if self._bad_count >= _MAX_BAD:
+            self.finished = True
+            self.send(ByeResponse("Too many invalid commands"))
+
+    async def _dispatch(self, command: object) -> None:
+        from .dispatch import TABLE
+
+        tag: str = command.tag  # type: ignore[attr-defined]
+        spec = TABLE.get(type(command))
+        if spec is None:  # pragma: no cover - the table covers every command class
+            self.send(TaggedResponse(tag, "BAD", "Command not supported"))
+            return
+        if self.state not in spec.states:
+            self._bad_input()
+            self.send(TaggedResponse(tag, "BAD", _state_text(self.state, spec)))
+            return
+        try:
+            result = await spec.handler(self, command)
+        except IMAPError as e:
+            if e.status == "BAD":
+                self._bad_input()
+            self._send_updates(spec, command)
+            self.send(TaggedResponse(tag, e.status, e.text, e.code))
+            self._log_error(tag, spec.name, e.status, e.text)
+            return
+        except StoreError as e:
+            status, code, text = store_error_status(e)
+            self._send_updates(spec, command)
+            self.send(TaggedResponse(tag, status, text, code))
+            self._log_error(tag, spec.name, status, str(e))
+            return
+        if result is None:
+            return  # the command continues (IDLE, AUTHENTICATE) and answers later
+        self._send_updates(spec, command)
+        self.send(result)
+
+    def _send_updates(self, spec: CommandSpec, command: object) -> None:
+        if self.selected is None or self.pending is not None:
+            return
+        uid_form = bool(getattr(command, "uid", False))
+        self.send_updates(self.selected.poll(allow_expunge=spec.allows_expunge or uid_form))
+
+    def send_updates(self, updates: Iterable[Update]) -> None:
+        for u in updates:
+            match u:
+                case Expunge(seq=seq):
+                    self.send(ExpungeResponse(seq))
+                case Exists(count=count):
+                    self.send(ExistsResponse(count))
+                case Recent(count=count):
+                    if not self.rev2:  # RFC 9051 removed \Recent and RECENT
+                        self.send(RecentResponse(count))
+                case FlagsFetch(seq=seq, uid=uid, flags=flags):
+                    self.send(
+                        FetchResponse(
+                            seq, (("FLAGS", flag_atoms(self.flags_for(uid, flags))), ("UID", uid))
+                        )
+                    )
+                case MailboxGone():
+                    # RFC 9051 §7.1: BYE is the only way to tell a client that the
+                    # selected mailbox disappeared under it; Dovecot does the same.
+                    self.finished = True
+                    self._unselect()
+                    self.send(ByeResponse("Selected mailbox was deleted, have to disconnect"))
+
+    def flags_for(self, uid: UID, flags: Iterable[str]) -> list[str]:
+        """Flags as this session shows them: \\Recent added for rev1 (RFC 3501 §2.3.2)."""
+        out = list(flags)
+        if self.selected is not None and not self.rev2 and self.selected.is_recent(uid):
+            out.append("\\Recent")
+        return out
+
+    def _log_error(self, tag: str, name: str, status: str, text: str) -> None:
+        log.info(
+            "imap command error user=%s peer=%s tag=%s command=%s status=%s text=%r",
+            self.user,
+            self.peer,
+            tag,
+            name,
+            status,
+            text,
+        )
+
+    # ---- helpers for handlers ------------------------------------------------------
+    def require_selected(self) -> SelectedMailbox:
+        if self.selected is None:
+            raise IMAPError("BAD", "No mailbox selected")
+        return self.selected
+
+    def resolve(self, seqset: SeqSet, uid: bool) -> list[UID]:
+        """The UIDs a sequence set names in the selected mailbox (ascending)."""
+        sel = self.require_selected()
+        if seqset.saved:
+            # RFC 5182 §2.1: `$` is the saved UIDs that still exist.
+            saved = set(self.saved_search)
+            return [u for u in sel if u in saved]
+        if uid:
+            return sel.uids_in_ranges(seqset.resolved(int(sel.max_uid())))
+        # RFC 9051 §6.4.5 / §9: a message number above EXISTS is an error for the
+        # sequence-number forms (Dovecot: "Invalid messageset").
+        if seqset.max_explicit() > sel.exists:
+            raise IMAPError("BAD", "Error in IMAP command: Invalid messageset")
+        return sel.uids_for_seqs(seqset.numbers(sel.exists))
+
+    def _unselect(self) -> None:
+        if self.selected is not None:
+            self.selected.close()
+            self.selected = None
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
+
+    def select(self, view: SelectedMailbox) -> None:
+        self._unselect()
+        self.selected = view
+        self.state = State.SELECTED
+
+    def unselect(self) -> None:
+        self._unselect()
+
+
+class PendingCommand:
+    """A command that reads more client lines before it finishes."""
+
+    async def line(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def fail(self, text: str) -> None:
+        raise NotImplementedError
+
+    async def cancel(self) -> None:
+        raise NotImplementedError
+
+
+def store_error_status(e: StoreError) -> tuple[str, ResponseCode | None, str]:
+    """One place that turns store failures into IMAP statuses (RFC 5530 codes)."""
+    if isinstance(e, NotFound):
+        return "NO", ResponseCode("NONEXISTENT"), "Mailbox doesn't exist"
+    if isinstance(e, AlreadyExists):
+        return "NO", ResponseCode("ALREADYEXISTS"), "Mailbox already exists"
+    if isinstance(e, Cannot):
+        return "NO", ResponseCode("CANNOT"), str(e) or "Operation not permitted"
+    if isinstance(e, StoreUnavailable):
+        return "NO", ResponseCode("UNAVAILABLE"), "Temporary failure, try again later"
+    return "NO", ResponseCode("SERVERBUG"), "Internal error occurred"
+
+
+def _state_text(state: State, spec: CommandSpec) -> str:
+    if state is State.NOT_AUTHENTICATED:
+        return f"{spec.name} not allowed before login"
+    if State.SELECTED in spec.states and State.AUTHENTICATED not in spec.states:
+        return "No mailbox selected"
+    if State.NOT_AUTHENTICATED in spec.states and len(spec.states) == 1:
+        return f"{spec.name} only allowed before login"
+    return f"{spec.name} not allowed now"
