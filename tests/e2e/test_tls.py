@@ -121,10 +121,11 @@ def test_smtp_starttls(tls_server: ServeProcess, client_ctx: ssl.SSLContext) -> 
 
 
 @pytest.mark.parametrize(
-    ("proto", "command", "after"),
+    ("proto", "command", "after", "check"),
     [
-        ("pop3", b"STLS", b"CAPA"),
-        ("smtp", b"STARTTLS", b"RSET"),
+        ("pop3", b"STLS", b"CAPA", b"CAPA"),
+        ("smtp", b"STARTTLS", b"RSET", b"NOOP"),
+        ("imap", b"a STARTTLS", b"b CAPABILITY", b"c NOOP"),
     ],
 )
 def test_pipelined_bytes_after_starttls_never_run(
@@ -133,6 +134,7 @@ def test_pipelined_bytes_after_starttls_never_run(
     proto: str,
     command: bytes,
     after: bytes,
+    check: bytes,
 ) -> None:
     """Bytes sent with STARTTLS/STLS in one packet are discarded, not run after the upgrade."""
     raw = socket.create_connection(("127.0.0.1", tls_server.port(proto)), timeout=10)
@@ -144,7 +146,7 @@ def test_pipelined_bytes_after_starttls_never_run(
             pass
     raw.sendall(command + b"\r\n" + after + b"\r\n")
     reply = f.readline()
-    assert reply[:3] in (b"+OK", b"220"), reply
+    assert reply[:3] in (b"+OK", b"220") or reply.startswith(b"a OK"), reply
     tls = client_ctx.wrap_socket(raw, server_hostname="localhost")
     tls.settimeout(1.5)
     # The injected command must not have been answered over TLS.
@@ -154,8 +156,9 @@ def test_pipelined_bytes_after_starttls_never_run(
             raise AssertionError("server closed instead of staying usable")
         raise AssertionError(f"injected command was answered: {data!r}")
     tls.settimeout(10)
-    tls.sendall(b"NOOP\r\n")
-    assert tls.recv(4096)[:3] in (b"+OK", b"250")
+    tls.sendall(check + b"\r\n")
+    answer = tls.recv(4096)
+    assert answer[:3] in (b"+OK", b"250") or answer.startswith(b"c OK"), answer
     tls.close()
 
 
@@ -170,3 +173,33 @@ def test_self_signed_certificate_made_on_first_start(tmp_path: Path) -> None:
         import hashlib
 
         assert hashlib.sha256(der).hexdigest().upper()[:8] in fp.replace(":", "")
+
+
+def test_imap_logindisabled_then_starttls(
+    tls_server: ServeProcess, client_ctx: ssl.SSLContext
+) -> None:
+    """RFC 9051 §6.2.3 / §11.1: no cleartext LOGIN before TLS; STARTTLS then works."""
+    import imaplib
+
+    imap = imaplib.IMAP4("localhost", tls_server.port("imap"), timeout=10)
+    assert "LOGINDISABLED" in imap.capabilities
+    assert "STARTTLS" in imap.capabilities
+    assert not any(c.startswith("AUTH=") for c in imap.capabilities)
+    # imaplib itself would refuse to send LOGIN; send it anyway.
+    typ, data = imap._simple_command("LOGIN", "alice", imap._quote(PASSWORD))
+    assert typ == "NO" and b"[PRIVACYREQUIRED]" in data[0]
+    imap.starttls(client_ctx)
+    assert "LOGINDISABLED" not in imap.capabilities
+    assert "STARTTLS" not in imap.capabilities
+    imap.login("alice", PASSWORD)
+    assert imap.select("INBOX")[0] == "OK"
+    imap.logout()
+
+
+def test_imaps_implicit_tls(tls_server: ServeProcess, client_ctx: ssl.SSLContext) -> None:
+    import imaplib
+
+    imap = imaplib.IMAP4_SSL("localhost", tls_server.port("imaps"), ssl_context=client_ctx)
+    imap.login("alice", PASSWORD)
+    assert imap.select("INBOX")[0] == "OK"
+    imap.logout()
