@@ -125,11 +125,12 @@ def generate(n: int, seed: int = 42) -> Corpus:
             )
         else:
             b = f"mix{i}"
+            half = text[: text.rfind("\r\n", 0, max(2, size // 2)) + 2]  # whole lines only
             blob = rng.randbytes(max(100, size // 3))
             enc = base64.encodebytes(blob).decode().replace("\n", "\r\n")
             headers += ["MIME-Version: 1.0", f'Content-Type: multipart/mixed; boundary="{b}"']
             body = (
-                f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text[: size // 2]}"
+                f"--{b}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{half}"
                 f'\r\n--{b}\r\nContent-Type: application/octet-stream; name="file{i}.bin"\r\n'
                 f'Content-Disposition: attachment; filename="file{i}.bin"\r\n'
                 f"Content-Transfer-Encoding: base64\r\n\r\n{enc}--{b}--\r\n"

@@ -161,8 +161,7 @@ def main() -> int:
                 empty_inbox(server.port("pop3")),
             )
         if dovecot_binary():
-            dv_root = root / "dovecot"
-            with PrivateDovecot(dv_root, {USER: PASSWORD}) as dv:
+            with PrivateDovecot(None, {USER: PASSWORD}) as dv:
                 results["dovecot"] = run_server(
                     "dovecot",
                     dv.ports["lmtp"],

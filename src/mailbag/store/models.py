@@ -114,8 +114,8 @@ class MailboxStatus:
 class MessageFacts:
     """What is parsed once at delivery and served from the store afterwards.
 
-    `envelope` and `bodystructure` are JSON-compatible nested lists produced by
-    :mod:`mailbag.message`; the store keeps them opaque. `header_fields` holds the
+    `envelope`, `bodystructure` and `parts` are JSON-compatible nested lists
+    produced by :mod:`mailbag.message`; the store keeps them opaque. `header_fields` holds the
     decoded values of the headers SEARCH/SORT/THREAD use, keyed by lower-case name.
     """
 
@@ -125,6 +125,9 @@ class MessageFacts:
     body_lines: int = 0
     header_fields: dict[str, str] = field(default_factory=dict)
     sent_date: dt.datetime | None = None
+    # The MIME part tree with byte offsets, for BODY[section] and BINARY[section]
+    # (see mailbag.message.sections); JSON-compatible like `bodystructure`.
+    parts: Any = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,7 +33,15 @@ def free_port() -> int:
 
 
 class PrivateDovecot:
-    def __init__(self, root: Path, users: dict[str, str]) -> None:
+    def __init__(self, root: Path | None, users: dict[str, str]) -> None:
+        # Mail processes run as `nobody` when we are root, so every directory on
+        # the way to the mail store must be traversable by it; pytest's and
+        # TemporaryDirectory's folders are 0700. Use our own folder under /tmp.
+        self._own_root = root is None or os.geteuid() == 0
+        if self._own_root:
+            root = Path(tempfile.mkdtemp(prefix="mailbag-dovecot-"))
+            root.chmod(0o755)
+        assert root is not None
         self.root = root
         self.users = users
         self.ports = {"imap": free_port(), "pop3": free_port(), "lmtp": free_port()}
@@ -158,18 +167,16 @@ protocol lmtp {{
 
     def stop(self) -> None:
         pid = self.pid()
-        if pid is None:
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        for _ in range(100):
+        if pid is not None:
             try:
-                os.kill(pid, 0)
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(100):
+                    os.kill(pid, 0)
+                    time.sleep(0.05)
             except ProcessLookupError:
-                return
-            time.sleep(0.05)
+                pass
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:
         try:

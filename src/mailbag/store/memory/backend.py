@@ -217,10 +217,11 @@ class MemoryStore:
         if old == INBOX:
             # RFC 9051 §6.3.6: move INBOX's messages to the new mailbox; INBOX stays.
             dest = self._new_mailbox(account_id, new, None)
-            uids = list(src.messages)
+            # Announce the mailbox before the messages added to it.
+            self.changes.publish(MailboxCreated(account_id, dest.id, new))
+            uids = sorted(src.messages)
             self._copy_into(src, uids, self._mailboxes[dest.id])
             self._expunge(src, uids)
-            self.changes.publish(MailboxCreated(account_id, dest.id, new))
             return self._with_sub(self._mailboxes[dest.id].box)
         prefix = old + SEPARATOR
         renamed: list[tuple[MailboxID, str, str]] = []
@@ -311,6 +312,8 @@ class MemoryStore:
         self, mailbox_id: MailboxID, requests: Sequence[AppendRequest]
     ) -> AppendResult:
         mb = self._get(mailbox_id)
+        if not requests:
+            return AppendResult(mb.box.id, mb.box.uidvalidity, ())
         items = []
         for req in requests:
             cid = self._ref(req.data, req.facts)

@@ -1,0 +1,1012 @@
+"""The default store: one SQLite database plus content-addressed files.
+
+Layout under ``data_dir``::
+
+    mailbag.db (+ -wal, -shm)   accounts, mailboxes, messages, facts (schema.py)
+    blobs/ab/cd/<sha256>        message bytes, stored once per distinct content
+    blobs/ab/cd/<sha256>.*.tmp  files being written (blobs/files.py)
+    mailbag.lock                flock: shared while open, exclusive to sweep
+
+How the invariants of DESIGN.md §2 hold here:
+
+- *Durable before acknowledged.* A message's file is written, fsynced and
+  renamed (and its directory fsynced) in a worker thread before its unit is
+  queued; the unit inserts the rows; the writer thread's commit, with
+  ``synchronous=FULL``, is the fsync after which the caller's await returns.
+- *No row without bytes.* Inside the unit, under the write lock, a content row
+  is inserted only after checking that the file is there (writing it again
+  if a concurrent garbage collection removed it); files are removed only
+  after the commit that deleted their row, again under the write lock.
+- *No bytes nobody references, forever.* A failed unit's fresh files are
+  collected after the batch; what a crash leaves (temp files, files written
+  before a commit that never happened) is swept at the next ``open()`` by the
+  first process to open the store (it alone can take the exclusive lock).
+- *Changes after commit.* See writer.py.
+
+Cross-process use: the CLI opens the same directory while the server runs.
+Nothing about accounts, mailboxes or UIDNEXT is cached in memory; every write
+reads what it needs inside its own BEGIN IMMEDIATE transaction, and readers
+always see the latest commit. Change records of the other process are not seen
+(the feed is in-process). POP3 maildrop locks are in-process only (a set in
+this object): only the server process runs POP3 sessions.
+
+Reads: point lookups (and mailbox_status, which reads trigger-kept counters)
+run directly on the caller's thread with a per-thread read-only connection
+(~20 µs, against ~100 µs for a hop to a worker thread); scans whose size grows
+with the mailbox (list_messages of many or all UIDs, list_accounts) and
+content reads over 64 KiB run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ...errors import AlreadyExists, Cannot, NotFound, StoreUnavailable
+from ...message.facts import compute_facts
+from ..blobs import BlobStore, content_id, fsync_dir, is_content_id
+from ..changes import (
+    ChangeHub,
+    FlagsChanged,
+    MailboxCreated,
+    MailboxDeleted,
+    MailboxRenamed,
+    MessagesAdded,
+    MessagesExpunged,
+)
+from ..models import (
+    DEFAULT_MAILBOXES,
+    INBOX,
+    SEPARATOR,
+    UID,
+    Account,
+    AccountID,
+    AppendRequest,
+    AppendResult,
+    ContentID,
+    CopyResult,
+    FlagOp,
+    FlagUpdate,
+    Mailbox,
+    MailboxID,
+    MailboxStatus,
+    Message,
+    MessageFacts,
+    ModSeq,
+    SpecialUse,
+    UIDValidity,
+    canonical_mailbox_name,
+    normalize_flag,
+)
+from .schema import DELETED_BIT, FLAG_BITS
+from .writer import Tx, Writer, as_store_error, connect
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DB_NAME = "mailbag.db"
+LOCK_NAME = "mailbag.lock"
+MAX_UID = 2**32 - 1
+# Point reads below this many UIDs run on the caller's thread.
+_DIRECT_UIDS = 64
+# Content reads up to this size run on the caller's thread.
+_DIRECT_READ = 64 * 1024
+
+_BIT_FLAGS: tuple[frozenset[str], ...] = tuple(
+    frozenset(name for name, bit in FLAG_BITS.items() if mask & bit) for mask in range(32)
+)
+
+_MAILBOX_COLUMNS = """
+    m.id, m.account_id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq,
+    EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = m.account_id AND s.name = m.name),
+    m.special_use, m.first_recent_uid
+"""
+_MESSAGE_COLUMNS = """
+    m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.internal_tz, m.size, c.cid
+"""
+
+
+# ---- value codecs -----------------------------------------------------------
+_FACT_FIELDS = tuple(f.name for f in dataclasses.fields(MessageFacts))
+
+
+def encode_facts(facts: MessageFacts) -> str:
+    """Every MessageFacts field as one JSON object (fields added later come along).
+
+    ensure_ascii: decoded header text may hold lone surrogates, which UTF-8
+    (and so SQLite TEXT) cannot carry; \\uXXXX escapes round-trip them.
+    """
+    doc = {name: getattr(facts, name) for name in _FACT_FIELDS}
+    doc["sent_date"] = facts.sent_date.isoformat() if facts.sent_date else None
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def decode_facts(text: str) -> MessageFacts:
+    doc = json.loads(text)
+    # Fields this code does not know (written by a newer one) are ignored;
+    # fields missing from an older row keep their defaults.
+    kwargs = {name: doc[name] for name in _FACT_FIELDS if name in doc}
+    sent = kwargs.get("sent_date")
+    kwargs["sent_date"] = dt.datetime.fromisoformat(sent) if sent else None
+    return MessageFacts(**kwargs)
+
+
+def split_flags(flags: Iterable[str]) -> tuple[int, frozenset[str]]:
+    """(system flag bits, keywords); system flags are case-insensitive (RFC 9051 §2.3.2)."""
+    mask = 0
+    keywords: set[str] = set()
+    for flag in flags:
+        flag = normalize_flag(flag)
+        bit = FLAG_BITS.get(flag)
+        if bit is None:
+            keywords.add(flag)
+        else:
+            mask |= bit
+    return mask, frozenset(keywords)
+
+
+def keywords_doc(keywords: frozenset[str]) -> str | None:
+    # Sorted, so equal sets are equal text; NULL keeps the common case small.
+    return json.dumps(sorted(keywords)) if keywords else None
+
+
+def keywords_set(doc: str | None) -> frozenset[str]:
+    return frozenset(json.loads(doc)) if doc else frozenset()
+
+
+def decode_flags(mask: int, keywords: str | None) -> frozenset[str]:
+    base = _BIT_FLAGS[mask & 31]
+    return base | keywords_set(keywords) if keywords else base
+
+
+_TZ_CACHE: dict[int, dt.tzinfo] = {0: dt.UTC}
+
+
+def _tz(offset: int) -> dt.tzinfo:
+    tz = _TZ_CACHE.get(offset)
+    if tz is None:
+        tz = _TZ_CACHE[offset] = dt.timezone(dt.timedelta(seconds=offset))
+    return tz
+
+
+def encode_date(when: dt.datetime) -> tuple[int, int]:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    offset = when.utcoffset()
+    return int(when.timestamp()), int(offset.total_seconds()) if offset else 0
+
+
+def decode_date(ts: int, offset: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, _tz(offset))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _uid_json(uids: Iterable[int]) -> str:
+    return json.dumps(sorted({int(u) for u in uids}))
+
+
+def _mailbox(row: Sequence[Any]) -> Mailbox:
+    return Mailbox(
+        id=MailboxID(row[0]),
+        account_id=AccountID(row[1]),
+        name=row[2],
+        uidvalidity=UIDValidity(row[3]),
+        uidnext=UID(row[4]),
+        highestmodseq=ModSeq(row[5]),
+        subscribed=bool(row[6]),
+        special_use=SpecialUse(row[7]) if row[7] else None,
+        first_recent_uid=UID(row[8]),
+    )
+
+
+def _account(row: Sequence[Any]) -> Account:
+    return Account(AccountID(row[0]), row[1], dt.datetime.fromtimestamp(row[2], dt.UTC))
+
+
+def _messages(mailbox_id: MailboxID, rows: Iterable[Sequence[Any]]) -> list[Message]:
+    return [
+        Message(
+            mailbox_id,
+            UID(uid),
+            ModSeq(modseq),
+            decode_flags(flags, keywords),
+            decode_date(date, tz),
+            size,
+            ContentID(cid),
+        )
+        for uid, modseq, flags, keywords, date, tz, size, cid in rows
+    ]
+
+
+@dataclass(slots=True, frozen=True)
+class _Prepared:
+    """An AppendRequest after the work done outside the writer thread."""
+
+    cid: str
+    data: bytes
+    facts: str | None  # None: the content was stored already, facts not computed
+    flags: int
+    keywords: str | None
+    date: int
+    tz: int
+
+
+@dataclass(slots=True, frozen=True)
+class _Box:
+    """A mailbox row as a write unit needs it."""
+
+    id: MailboxID
+    account_id: AccountID
+    uidvalidity: UIDValidity
+    uidnext: int
+    highestmodseq: int
+
+
+class SQLiteStore:
+    """The default backend (module docstring). Implements store.interface.Store."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        busy_timeout: float = 10.0,
+        max_batch: int = 512,
+        blob_threads: int = 16,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / DB_NAME
+        self.blobs = BlobStore(self.data_dir / "blobs")
+        self.changes = ChangeHub()
+        self.busy_timeout = busy_timeout
+        self.max_batch = max_batch
+        self.blob_threads = blob_threads
+        # (temp files, unreferenced blobs) removed by the sweep at open, or
+        # None when another process had the store open.
+        self.swept: tuple[int, int] | None = None
+        self._writer: Writer | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._maildrops: set[AccountID] = set()
+
+    # ---- lifecycle ----------------------------------------------------------
+    @property
+    def commit_count(self) -> int:
+        """Write transactions committed (group commit: one per batch of units)."""
+        return self._writer.commits if self._writer else 0
+
+    @property
+    def unit_count(self) -> int:
+        """Write units committed."""
+        return self._writer.units if self._writer else 0
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.blobs.setup()
+        fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                exclusive = True
+            except BlockingIOError:
+                exclusive = False
+                self._lock_shared(fd)
+            if not self.db_path.exists():
+                # Mail is private: create the file 0600 before SQLite creates
+                # it with the umask (its -wal and -shm copy these permissions).
+                os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))
+                fsync_dir(self.data_dir)
+            writer = Writer(
+                self.db_path, self.blobs, self.changes, self.busy_timeout, self.max_batch
+            )
+            writer.start()
+            if exclusive:
+                try:
+                    self.swept = self._sweep()
+                except BaseException:
+                    writer.close()
+                    raise
+                # Not atomic (flock converts by unlocking first); harmless,
+                # because nothing of ours is being written yet.
+                fcntl.flock(fd, fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
+        self._writer = writer
+        self._executor = ThreadPoolExecutor(self.blob_threads, thread_name_prefix="mailbag-blob")
+        if self.swept and any(self.swept):
+            log.warning(
+                "removed %d temp files and %d unreferenced message files left by a crash",
+                *self.swept,
+            )
+
+    def _lock_shared(self, fd: int) -> None:
+        # Another process holds the lock; if it is sweeping (exclusive), wait.
+        deadline = time.monotonic() + max(self.busy_timeout, 60.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StoreUnavailable("store is locked by another process") from None
+                time.sleep(0.05)
+
+    def _sweep(self) -> tuple[int, int]:
+        conn = connect(self.db_path, self.busy_timeout, readonly=True)
+        try:
+
+            def referenced(prefix: str) -> set[str]:
+                rows = conn.execute(
+                    "SELECT cid FROM contents WHERE cid >= ? AND cid < ?",
+                    (prefix, prefix + "g"),
+                ).fetchall()
+                return {r[0] for r in rows}
+
+            return self.blobs.sweep(referenced)
+        finally:
+            conn.close()
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return
+        await asyncio.to_thread(writer.close)
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, True)
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ---- plumbing -----------------------------------------------------------
+    def _w(self) -> Writer:
+        if self._writer is None:
+            raise StoreUnavailable("store is not open")
+        return self._writer
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._writer is None:
+                raise StoreUnavailable("store is not open")
+            conn = connect(self.db_path, self.busy_timeout, readonly=True)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            # fetchall ends the statement, so no read transaction stays open
+            # and pins an old WAL snapshot.
+            return self._reader().execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise as_store_error(e) from e
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    async def _write(self, fn: Callable[[Tx], T], fresh: Iterable[str] = ()) -> T:
+        return await self._w().run(fn, fresh)
+
+    # ---- write helpers (run on the writer thread) ----------------------------
+    @staticmethod
+    def _box(conn: sqlite3.Connection, mailbox_id: MailboxID) -> _Box:
+        rows = conn.execute(
+            "SELECT account_id, uidvalidity, uidnext, highestmodseq FROM mailboxes WHERE id = ?",
+            (mailbox_id,),
+        ).fetchall()
+        if not rows:
+            raise NotFound("mailbox does not exist")
+        aid, uidvalidity, uidnext, hms = rows[0]
+        return _Box(mailbox_id, AccountID(aid), UIDValidity(uidvalidity), uidnext, hms)
+
+    @staticmethod
+    def _mailbox_by_id(conn: sqlite3.Connection, mailbox_id: MailboxID) -> Mailbox:
+        rows = conn.execute(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.id = ?", (mailbox_id,)
+        ).fetchall()
+        if not rows:
+            raise NotFound("mailbox does not exist")
+        return _mailbox(rows[0])
+
+    @staticmethod
+    def _mailbox_id(conn: sqlite3.Connection, account_id: AccountID, name: str) -> int | None:
+        rows = conn.execute(
+            "SELECT id FROM mailboxes WHERE account_id = ? AND name = ?", (account_id, name)
+        ).fetchall()
+        return rows[0][0] if rows else None
+
+    @staticmethod
+    def _next_uidvalidity(conn: sqlite3.Connection) -> int:
+        # Time-based and persisted, so a recreated mailbox never gets an old
+        # value, not even after a restart or a clock step back
+        # (RFC 9051 §2.3.1.1).
+        rows = conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchall()
+        last = rows[0][0] if rows else 0
+        value = max(last + 1, int(time.time()))
+        if value > MAX_UID:
+            raise Cannot("UIDVALIDITY space exhausted")
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('uidvalidity', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (value,),
+        )
+        return value
+
+    def _insert_mailbox(
+        self, conn: sqlite3.Connection, account_id: AccountID, name: str, use: SpecialUse | None
+    ) -> MailboxID:
+        cur = conn.execute(
+            "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use)"
+            " VALUES (?, ?, ?, ?)",
+            (account_id, name, self._next_uidvalidity(conn), use.value if use else None),
+        )
+        assert cur.lastrowid is not None
+        return MailboxID(cur.lastrowid)
+
+    @staticmethod
+    def _collect_garbage(tx: Tx) -> None:
+        rows = tx.conn.execute("DELETE FROM contents WHERE refcount <= 0 RETURNING cid").fetchall()
+        tx.garbage.extend(r[0] for r in rows)
+
+    def _content_ref(self, tx: Tx, item: _Prepared) -> int:
+        rows = tx.conn.execute("SELECT id FROM contents WHERE cid = ?", (item.cid,)).fetchall()
+        if rows:
+            # A committed content row always has its file (invariant).
+            return int(rows[0][0])
+        # A collection since the file was written (or found) may have removed
+        # it; we hold the write lock, so what we see now stays true until our
+        # commit. Rare, so the work is done here rather than retried.
+        if not self.blobs.has(item.cid, len(item.data)):
+            self.blobs.put(item.cid, item.data)
+        facts = item.facts if item.facts is not None else encode_facts(compute_facts(item.data))
+        cur = tx.conn.execute(
+            "INSERT INTO contents (cid, size, facts) VALUES (?, ?, ?)",
+            (item.cid, len(item.data), facts),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _add_messages(
+        self, tx: Tx, box: _Box, rows: Sequence[tuple[int, str | None, int, int, int, int]]
+    ) -> tuple[tuple[UID, ...], ModSeq]:
+        """Insert (flags, keywords, date, tz, size, content rowid) rows; one new modseq."""
+        if box.uidnext + len(rows) > MAX_UID:
+            raise Cannot("mailbox UID space exhausted")
+        modseq = ModSeq(box.highestmodseq + 1)
+        uids = tuple(UID(box.uidnext + i) for i in range(len(rows)))
+        tx.conn.executemany(
+            "INSERT INTO messages (mailbox_id, uid, modseq, flags, keywords, internal_date,"
+            " internal_tz, size, content_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(box.id, uid, modseq, *row) for uid, row in zip(uids, rows, strict=True)],
+        )
+        tx.conn.execute(
+            "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?",
+            (box.uidnext + len(rows), modseq, box.id),
+        )
+        tx.changes.append(MessagesAdded(box.account_id, box.id, uids, modseq))
+        return uids, modseq
+
+    def _expunge_uids(self, tx: Tx, box: _Box, uids: list[UID]) -> None:
+        if not uids:
+            return
+        modseq = ModSeq(box.highestmodseq + 1)
+        doc = json.dumps(uids)
+        tx.conn.execute(
+            "DELETE FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))",
+            (box.id, doc),
+        )
+        # RFC 7162 §3.2.10: remembered for VANISHED (EARLIER).
+        tx.conn.execute(
+            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+            " SELECT ?, value, ? FROM json_each(?)",
+            (box.id, modseq, doc),
+        )
+        tx.conn.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, box.id))
+        self._collect_garbage(tx)
+        tx.changes.append(MessagesExpunged(box.account_id, box.id, tuple(uids), modseq))
+
+    def _copy_rows(self, tx: Tx, src: MailboxID, uids: str, dest: _Box) -> CopyResult:
+        rows = tx.conn.execute(
+            "SELECT uid, flags, keywords, internal_date, internal_tz, size, content_id"
+            " FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))"
+            " ORDER BY uid",
+            (src, uids),
+        ).fetchall()
+        if not rows:
+            return CopyResult(dest.uidvalidity, (), ())
+        new_uids, _ = self._add_messages(tx, dest, [tuple(r[1:]) for r in rows])
+        return CopyResult(dest.uidvalidity, tuple(UID(r[0]) for r in rows), new_uids)
+
+    # ---- accounts -----------------------------------------------------------
+    async def create_account(self, address: str, password_hash: str) -> Account:
+        created = _now()
+
+        def unit(tx: Tx) -> Account:
+            conn = tx.conn
+            if conn.execute("SELECT 1 FROM accounts WHERE address = ?", (address,)).fetchall():
+                raise AlreadyExists(address)
+            cur = conn.execute(
+                "INSERT INTO accounts (address, password_hash, created) VALUES (?, ?, ?)",
+                (address, password_hash, int(created.timestamp())),
+            )
+            assert cur.lastrowid is not None
+            aid = AccountID(cur.lastrowid)
+            for name, use in DEFAULT_MAILBOXES:
+                self._insert_mailbox(conn, aid, name, use)
+                conn.execute(
+                    "INSERT INTO subscriptions (account_id, name) VALUES (?, ?)", (aid, name)
+                )
+            return Account(aid, address, created)
+
+        return await self._write(unit)
+
+    async def get_account(self, address: str) -> Account | None:
+        rows = self._q("SELECT id, address, created FROM accounts WHERE address = ?", (address,))
+        return _account(rows[0]) if rows else None
+
+    async def get_password_hash(self, account_id: AccountID) -> str | None:
+        rows = self._q("SELECT password_hash FROM accounts WHERE id = ?", (account_id,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_password_hash(self, account_id: AccountID, password_hash: str) -> None:
+        def unit(tx: Tx) -> None:
+            cur = tx.conn.execute(
+                "UPDATE accounts SET password_hash = ? WHERE id = ?", (password_hash, account_id)
+            )
+            if cur.rowcount == 0:
+                raise NotFound("no such account")
+
+        await self._write(unit)
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self._in_thread(
+            self._q, "SELECT id, address, created FROM accounts ORDER BY address"
+        )
+        return [_account(r) for r in rows]
+
+    async def delete_account(self, account_id: AccountID) -> None:
+        def unit(tx: Tx) -> None:
+            conn = tx.conn
+            if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchall():
+                raise NotFound("no such account")
+            conn.execute(
+                "DELETE FROM messages WHERE mailbox_id IN"
+                " (SELECT id FROM mailboxes WHERE account_id = ?)",
+                (account_id,),
+            )
+            # Cascades to mailboxes, subscriptions and expunged.
+            conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+            self._collect_garbage(tx)
+
+        await self._write(unit)
+
+    # ---- mailboxes ----------------------------------------------------------
+    async def list_mailboxes(self, account_id: AccountID) -> list[Mailbox]:
+        rows = self._q(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account_id = ? ORDER BY m.name",
+            (account_id,),
+        )
+        return [_mailbox(r) for r in rows]
+
+    async def get_mailbox(self, account_id: AccountID, name: str) -> Mailbox | None:
+        rows = self._q(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account_id = ? AND m.name = ?",
+            (account_id, canonical_mailbox_name(name)),
+        )
+        return _mailbox(rows[0]) if rows else None
+
+    async def get_mailbox_by_id(self, mailbox_id: MailboxID) -> Mailbox | None:
+        rows = self._q(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.id = ?", (mailbox_id,))
+        return _mailbox(rows[0]) if rows else None
+
+    async def create_mailbox(
+        self, account_id: AccountID, name: str, special_use: SpecialUse | None = None
+    ) -> Mailbox:
+        name = canonical_mailbox_name(name)
+
+        def unit(tx: Tx) -> Mailbox:
+            conn = tx.conn
+            if not conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchall():
+                raise NotFound("no such account")
+            if self._mailbox_id(conn, account_id, name) is not None:
+                raise AlreadyExists(name)
+            mid = self._insert_mailbox(conn, account_id, name, special_use)
+            tx.changes.append(MailboxCreated(account_id, mid, name))
+            return self._mailbox_by_id(conn, mid)
+
+        return await self._write(unit)
+
+    async def delete_mailbox(self, account_id: AccountID, name: str) -> None:
+        name = canonical_mailbox_name(name)
+        if name == INBOX:
+            raise Cannot("INBOX cannot be deleted")
+
+        def unit(tx: Tx) -> None:
+            conn = tx.conn
+            mid = self._mailbox_id(conn, account_id, name)
+            if mid is None:
+                raise NotFound(name)
+            conn.execute("DELETE FROM messages WHERE mailbox_id = ?", (mid,))
+            conn.execute("DELETE FROM mailboxes WHERE id = ?", (mid,))
+            self._collect_garbage(tx)
+            tx.changes.append(MailboxDeleted(account_id, MailboxID(mid), name))
+
+        await self._write(unit)
+
+    async def rename_mailbox(self, account_id: AccountID, old: str, new: str) -> Mailbox:
+        old, new = canonical_mailbox_name(old), canonical_mailbox_name(new)
+
+        def unit(tx: Tx) -> Mailbox:
+            conn = tx.conn
+            src = self._mailbox_id(conn, account_id, old)
+            if src is None:
+                raise NotFound(old)
+            if self._mailbox_id(conn, account_id, new) is not None:
+                raise AlreadyExists(new)
+            if old == INBOX:
+                # RFC 9051 §6.3.6: INBOX's messages move to a new mailbox and
+                # INBOX stays, empty; its children are not renamed.
+                dest_id = self._insert_mailbox(conn, account_id, new, None)
+                tx.changes.append(MailboxCreated(account_id, dest_id, new))
+                src_box = self._box(conn, MailboxID(src))
+                uids = [
+                    UID(r[0])
+                    for r in conn.execute(
+                        "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (src,)
+                    ).fetchall()
+                ]
+                self._copy_rows(tx, src_box.id, json.dumps(uids), self._box(conn, dest_id))
+                self._expunge_uids(tx, src_box, uids)
+                return self._mailbox_by_id(conn, dest_id)
+            rows = conn.execute(
+                "SELECT id, name FROM mailboxes WHERE account_id = ?"
+                " AND (name = ? OR substr(name, 1, ?) = ?) ORDER BY name",
+                (account_id, old, len(old) + 1, old + SEPARATOR),
+            ).fetchall()
+            renamed = [(mid, name, new + name[len(old) :]) for mid, name in rows]
+            for _mid, _name, new_name in renamed:
+                if self._mailbox_id(conn, account_id, new_name) is not None:
+                    raise AlreadyExists(new_name)
+            for mid, _name, new_name in renamed:
+                conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new_name, mid))
+            for mid, old_name, new_name in renamed:
+                tx.changes.append(MailboxRenamed(account_id, mid, old_name, new_name))
+            return self._mailbox_by_id(conn, MailboxID(src))
+
+        return await self._write(unit)
+
+    async def subscribe(self, account_id: AccountID, name: str) -> None:
+        name = canonical_mailbox_name(name)
+
+        def unit(tx: Tx) -> None:
+            if not tx.conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchall():
+                raise NotFound("no such account")
+            tx.conn.execute(
+                "INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)",
+                (account_id, name),
+            )
+
+        await self._write(unit)
+
+    async def unsubscribe(self, account_id: AccountID, name: str) -> None:
+        name = canonical_mailbox_name(name)
+
+        def unit(tx: Tx) -> None:
+            cur = tx.conn.execute(
+                "DELETE FROM subscriptions WHERE account_id = ? AND name = ?", (account_id, name)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(name)
+
+        await self._write(unit)
+
+    async def list_subscriptions(self, account_id: AccountID) -> list[str]:
+        rows = self._q(
+            "SELECT name FROM subscriptions WHERE account_id = ? ORDER BY name", (account_id,)
+        )
+        return [r[0] for r in rows]
+
+    async def mailbox_status(self, mailbox_id: MailboxID) -> MailboxStatus:
+        # One statement, so one snapshot. Counts come from the trigger-kept
+        # columns and the first unseen UID is the head of a partial index, so
+        # this never scans the mailbox and can run on the event loop.
+        rows = self._q(
+            """
+            SELECT m.message_count, m.unseen_count, m.deleted_count, m.total_size,
+                m.recent_count, m.uidnext, m.uidvalidity, m.highestmodseq,
+                (SELECT min(u.uid) FROM messages u INDEXED BY messages_unseen
+                    WHERE u.mailbox_id = m.id AND (u.flags & 1) = 0)
+            FROM mailboxes m WHERE m.id = ?
+            """,
+            (mailbox_id,),
+        )
+        if not rows:
+            raise NotFound("mailbox does not exist")
+        r = rows[0]
+        return MailboxStatus(
+            messages=r[0],
+            unseen=r[1],
+            deleted=r[2],
+            size=r[3],
+            recent=r[4],
+            uidnext=UID(r[5]),
+            uidvalidity=UIDValidity(r[6]),
+            highestmodseq=ModSeq(r[7]),
+            first_unseen_uid=UID(r[8]) if r[8] is not None else None,
+        )
+
+    async def claim_recent(self, mailbox_id: MailboxID) -> UID:
+        def unit(tx: Tx) -> UID:
+            rows = tx.conn.execute(
+                "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchall()
+            if not rows:
+                raise NotFound("mailbox does not exist")
+            first, uidnext = rows[0]
+            if first != uidnext:
+                # Every message is below UIDNEXT, so none is recent any more.
+                tx.conn.execute(
+                    "UPDATE mailboxes SET first_recent_uid = ?, recent_count = 0 WHERE id = ?",
+                    (uidnext, mailbox_id),
+                )
+            return UID(first)
+
+        return await self._write(unit)
+
+    # ---- messages -----------------------------------------------------------
+    def _prepare(self, requests: Sequence[AppendRequest], written: list[str]) -> list[_Prepared]:
+        """Hash, parse and write the files (worker thread, outside the writer).
+
+        Content the database holds already (the same message to several
+        recipients) is neither parsed nor written again: its file is durable
+        since that commit.
+        """
+        out = []
+        for req in requests:
+            cid = content_id(req.data)
+            mask, keywords = split_flags(req.flags)
+            date, tz = encode_date(req.internal_date or _now())
+            kw = keywords_doc(keywords)
+            if self._q("SELECT 1 FROM contents WHERE cid = ?", (cid,)):
+                given = encode_facts(req.facts) if req.facts is not None else None
+                out.append(_Prepared(cid, req.data, given, mask, kw, date, tz))
+                continue
+            facts = req.facts if req.facts is not None else compute_facts(req.data)
+            self.blobs.put(cid, req.data)
+            written.append(cid)
+            out.append(_Prepared(cid, req.data, encode_facts(facts), mask, kw, date, tz))
+        return out
+
+    async def append(
+        self, mailbox_id: MailboxID, requests: Sequence[AppendRequest]
+    ) -> AppendResult:
+        writer = self._w()
+        if not requests:
+            box = await self.get_mailbox_by_id(mailbox_id)
+            if box is None:
+                raise NotFound("mailbox does not exist")
+            return AppendResult(mailbox_id, box.uidvalidity, ())
+        loop = asyncio.get_running_loop()
+        written: list[str] = []
+        job = loop.run_in_executor(self._executor, self._prepare, requests, written)
+        try:
+            items = await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The thread keeps writing; collect whatever it wrote once it ends.
+            job.add_done_callback(lambda _: writer.discard(written))
+            raise
+        except BaseException:
+            writer.discard(written)
+            raise
+
+        def unit(tx: Tx) -> AppendResult:
+            box = self._box(tx.conn, mailbox_id)
+            rows = [
+                (p.flags, p.keywords, p.date, p.tz, len(p.data), self._content_ref(tx, p))
+                for p in items
+            ]
+            uids, _ = self._add_messages(tx, box, rows)
+            return AppendResult(mailbox_id, box.uidvalidity, uids)
+
+        return await writer.run(unit, fresh=written)
+
+    def _list(self, mailbox_id: MailboxID, uids: str | None) -> list[Message]:
+        if uids is None:
+            rows = self._q(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN contents c ON c.id = m.content_id"
+                " WHERE m.mailbox_id = ? ORDER BY m.uid",
+                (mailbox_id,),
+            )
+        else:
+            rows = self._q(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN contents c ON c.id = m.content_id"
+                " WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?))"
+                " ORDER BY m.uid",
+                (mailbox_id, uids),
+            )
+        if not rows and not self._q("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)):
+            raise NotFound("mailbox does not exist")
+        return _messages(mailbox_id, rows)
+
+    async def list_messages(
+        self, mailbox_id: MailboxID, uids: Iterable[UID] | None = None
+    ) -> list[Message]:
+        if uids is None:
+            return await self._in_thread(self._list, mailbox_id, None)
+        wanted = sorted({int(u) for u in uids})
+        doc = json.dumps(wanted)
+        if len(wanted) <= _DIRECT_UIDS:
+            return self._list(mailbox_id, doc)
+        return await self._in_thread(self._list, mailbox_id, doc)
+
+    async def get_facts(self, content_id: ContentID) -> MessageFacts:
+        rows = self._q("SELECT facts FROM contents WHERE cid = ?", (content_id,))
+        if not rows:
+            raise NotFound("no such content")
+        return decode_facts(rows[0][0])
+
+    async def read_content(
+        self, content_id: ContentID, offset: int = 0, length: int | None = None
+    ) -> bytes:
+        self._w()
+        if not is_content_id(content_id):
+            raise NotFound("no such content")
+        if length is not None and length <= _DIRECT_READ:
+            return self.blobs.read(content_id, offset, length)
+        return await self._in_thread(self.blobs.read, content_id, offset, length)
+
+    async def store_flags(
+        self,
+        mailbox_id: MailboxID,
+        uids: Iterable[UID],
+        op: FlagOp,
+        flags: Iterable[str],
+        unchanged_since: ModSeq | None = None,
+    ) -> list[FlagUpdate]:
+        given_mask, given_kw = split_flags(flags)
+        doc = _uid_json(uids)
+
+        def unit(tx: Tx) -> list[FlagUpdate]:
+            box = self._box(tx.conn, mailbox_id)
+            rows = tx.conn.execute(
+                "SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = ?"
+                " AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid",
+                (mailbox_id, doc),
+            ).fetchall()
+            changed: list[tuple[int, int, str | None]] = []
+            for uid, modseq, mask, kw_doc in rows:
+                # RFC 7162 §3.2: UNCHANGEDSINCE leaves newer messages alone.
+                if unchanged_since is not None and modseq > unchanged_since:
+                    continue
+                kws = keywords_set(kw_doc)
+                if op is FlagOp.REPLACE:
+                    new_mask, new_kws = given_mask, given_kw
+                elif op is FlagOp.ADD:
+                    new_mask, new_kws = mask | given_mask, kws | given_kw
+                else:
+                    new_mask, new_kws = mask & ~given_mask, kws - given_kw
+                if new_mask != mask or new_kws != kws:
+                    changed.append((uid, new_mask, keywords_doc(new_kws)))
+            if not changed:
+                return []
+            # RFC 7162 §3.1: every changed message gets the new mod-sequence.
+            modseq = ModSeq(box.highestmodseq + 1)
+            tx.conn.executemany(
+                "UPDATE messages SET flags = ?, keywords = ?, modseq = ?"
+                " WHERE mailbox_id = ? AND uid = ?",
+                [(mask, kw, modseq, mailbox_id, uid) for uid, mask, kw in changed],
+            )
+            tx.conn.execute(
+                "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id)
+            )
+            updates = [
+                FlagUpdate(UID(uid), modseq, decode_flags(mask, kw)) for uid, mask, kw in changed
+            ]
+            tx.changes.append(
+                FlagsChanged(
+                    box.account_id, mailbox_id, tuple((u.uid, u.modseq, u.flags) for u in updates)
+                )
+            )
+            return updates
+
+        return await self._write(unit)
+
+    async def expunge(
+        self,
+        mailbox_id: MailboxID,
+        uids: Iterable[UID] | None = None,
+        require_deleted: bool = True,
+    ) -> list[UID]:
+        doc = None if uids is None else _uid_json(uids)
+
+        def unit(tx: Tx) -> list[UID]:
+            box = self._box(tx.conn, mailbox_id)
+            sql = "SELECT uid FROM messages WHERE mailbox_id = ?"
+            params: list[Any] = [mailbox_id]
+            if doc is not None:
+                sql += " AND uid IN (SELECT value FROM json_each(?))"
+                params.append(doc)
+            if require_deleted:
+                # Decided inside the transaction: another session may have
+                # cleared \Deleted since this one looked.
+                sql += f" AND (flags & {DELETED_BIT}) != 0"
+            gone = [UID(r[0]) for r in tx.conn.execute(sql + " ORDER BY uid", params).fetchall()]
+            self._expunge_uids(tx, box, gone)
+            return gone
+
+        return await self._write(unit)
+
+    async def copy(self, source: MailboxID, uids: Iterable[UID], dest: MailboxID) -> CopyResult:
+        doc = _uid_json(uids)
+
+        def unit(tx: Tx) -> CopyResult:
+            self._box(tx.conn, source)
+            return self._copy_rows(tx, source, doc, self._box(tx.conn, dest))
+
+        return await self._write(unit)
+
+    async def move(self, source: MailboxID, uids: Iterable[UID], dest: MailboxID) -> CopyResult:
+        doc = _uid_json(uids)
+
+        def unit(tx: Tx) -> CopyResult:
+            self._box(tx.conn, source)
+            result = self._copy_rows(tx, source, doc, self._box(tx.conn, dest))
+            # Read again: when source == dest the copy just moved its modseq.
+            self._expunge_uids(tx, self._box(tx.conn, source), list(result.source_uids))
+            return result
+
+        return await self._write(unit)
+
+    # ---- POP3 maildrop lock (in-process; see module docstring) ---------------
+    def try_lock_maildrop(self, account_id: AccountID) -> bool:
+        if account_id in self._maildrops:
+            return False
+        self._maildrops.add(account_id)
+        return True
+
+    def unlock_maildrop(self, account_id: AccountID) -> None:
+        self._maildrops.discard(account_id)
+
+    # ---- checks for tests and `mailbag fsck`-like tools ----------------------
+    def verify(self) -> tuple[list[str], list[str]]:
+        """(content ids whose file is missing, files no row references); blocking."""
+        conn = connect(self.db_path, self.busy_timeout, readonly=True)
+        try:
+            cids = {r[0] for r in conn.execute("SELECT cid FROM contents").fetchall()}
+        finally:
+            conn.close()
+        on_disk = {name for _prefix, names in self.blobs.shards() for name in names}
+        return sorted(cids - on_disk), sorted(on_disk - cids)

@@ -1,0 +1,345 @@
+"""The one thread that writes the database, with group commit.
+
+Async callers submit a *unit*: a function that takes a :class:`Tx` and does
+one whole store operation with the connection. The thread takes every unit
+queued at that moment and runs them in ONE transaction, each inside its own
+SAVEPOINT so a failing unit rolls back alone, then commits once and resolves
+every future. With ``synchronous=FULL`` the commit is the fsync that makes
+the batch durable, so many deliveries share one fsync (DESIGN.md §2.1).
+
+Futures are resolved on the submitting loop with ``call_soon_threadsafe``,
+which also publishes the unit's change records first, so a record is never
+seen before its commit, and never after the caller has already moved on
+(DESIGN.md §2.2).
+
+Content files are unlinked only after the commit that deleted their rows,
+inside a second, write-locked transaction that re-checks the rows: another
+unit (in this process or in the CLI's) may have re-added the same content
+meanwhile, and must then find the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from ...errors import StoreError, StoreUnavailable
+from ..blobs import BlobStore
+from ..changes import Change, ChangeHub
+from .schema import ensure_schema
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Tx:
+    """What a unit gets: the write connection inside the unit's savepoint."""
+
+    conn: sqlite3.Connection
+    blobs: BlobStore
+    changes: list[Change] = field(default_factory=list)
+    # Content ids whose rows this unit deleted; their files go after commit.
+    garbage: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    fn: Callable[[Tx], T] | None  # None: only collect `fresh` as garbage
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[T] | None
+    # Blob files written for this unit before it was queued; when the unit
+    # fails they may be referenced by nothing.
+    fresh: tuple[str, ...] = ()
+
+
+_STOP = object()
+
+
+def connect(path: Path, busy_timeout: float, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    else:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: in WAL mode NORMAL may lose the last commits on power failure,
+        # and we acknowledge a message right after its commit.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def as_store_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.IntegrityError):
+        # A constraint the unit did not check first: a bug, but not the
+        # caller's to retry.
+        return StoreError(f"database constraint: {exc}")
+    if isinstance(exc, sqlite3.Error):
+        return StoreUnavailable(f"database error: {exc}")
+    return exc
+
+
+class Writer:
+    def __init__(
+        self,
+        path: Path,
+        blobs: BlobStore,
+        hub: ChangeHub,
+        busy_timeout: float,
+        max_batch: int = 512,
+    ) -> None:
+        self.path = path
+        self.blobs = blobs
+        self.hub = hub
+        self.busy_timeout = busy_timeout
+        self.max_batch = max_batch
+        self.commits = 0  # batches committed; for tests and metrics
+        self.units = 0  # units committed
+        self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._submit_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._conn: sqlite3.Connection | None = None
+        # Content ids whose files could not be collected yet (writer thread only).
+        self._garbage: set[str] = set()
+
+    # ---- lifecycle ----------------------------------------------------------
+    def start(self) -> None:
+        """Open the connection, create the schema, start the thread (blocking)."""
+        self._thread = threading.Thread(
+            target=self._main, name="mailbag-sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            raise self._start_error
+
+    def close(self) -> None:
+        """Finish every unit queued so far, then stop (blocking)."""
+        with self._submit_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        if self._thread is not None:
+            self._thread.join()
+
+    # ---- submitting ---------------------------------------------------------
+    async def run(self, fn: Callable[[Tx], T], fresh: Iterable[str] = ()) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        job = _Job(fn, loop, future, tuple(fresh))
+        with self._submit_lock:
+            if self._closed:
+                raise StoreUnavailable("store is closed")
+            self._queue.put(job)
+        return await future
+
+    def discard(self, cids: Iterable[str]) -> None:
+        """Remove these blob files unless a row references them (thread-safe)."""
+        cids = tuple(cids)
+        if not cids:
+            return
+        with self._submit_lock:
+            if not self._closed:
+                self._queue.put(_Job(None, None, None, cids))
+
+    # ---- the thread ---------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            conn = connect(self.path, self.busy_timeout)
+        except BaseException as e:
+            self._start_error = as_store_error(e)
+            self._ready.set()
+            return
+        try:
+            ensure_schema(conn)
+        except BaseException as e:
+            conn.close()
+            self._start_error = as_store_error(e)
+            self._ready.set()
+            return
+        self._conn = conn
+        self._ready.set()
+        try:
+            stopping = False
+            while not stopping:
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                batch: list[_Job[Any]] = [first]  # type: ignore[list-item]
+                while len(batch) < self.max_batch:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stopping = True
+                        break
+                    batch.append(item)  # type: ignore[arg-type]
+                try:
+                    self._run_batch(conn, batch)
+                except BaseException as e:  # a bug here must not strand the callers
+                    log.exception("writer batch failed")
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            log.exception("rollback failed")
+                    for job in batch:
+                        self._resolve(job, None, (), StoreUnavailable(f"writer failed: {e}"))
+        finally:
+            conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job[Any]]) -> None:
+        # (job, result, tx or None, exception or None)
+        outcomes: list[tuple[_Job[Any], Any, Tx | None, BaseException | None]] = []
+        garbage: set[str] = set()
+        units = [j for j in batch if j.fn is not None]
+        for job in batch:
+            if job.fn is None:
+                garbage.update(job.fresh)
+        if units:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                # Not even the lock: collecting would wait as long again, so
+                # the files are left for the next batch.
+                err = StoreUnavailable(f"database busy or failing: {e}")
+                for job in units:
+                    self._garbage.update(job.fresh)
+                    self._resolve(job, None, (), err)
+                return
+            aborted: BaseException | None = None
+            for job in units:
+                if aborted is not None:
+                    outcomes.append((job, None, None, aborted))
+                    continue
+                if job.future is not None and job.future.cancelled():
+                    # The caller gave up before the unit started: do not store
+                    # what nobody will be told about.
+                    outcomes.append((job, None, None, asyncio.CancelledError()))
+                    continue
+                unit_tx = Tx(conn, self.blobs)
+                try:
+                    conn.execute("SAVEPOINT unit")
+                    assert job.fn is not None
+                    result = job.fn(unit_tx)
+                    conn.execute("RELEASE unit")
+                    outcomes.append((job, result, unit_tx, None))
+                except Exception as e:
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK TO unit")
+                            conn.execute("RELEASE unit")
+                        except sqlite3.Error as e2:
+                            aborted = StoreUnavailable(f"database error: {e2}")
+                    else:
+                        # SQLite rolled the whole transaction back (disk full,
+                        # I/O error): the units before this one are lost too.
+                        aborted = StoreUnavailable(f"database error: {e}")
+                    if not isinstance(e, (StoreError, OSError, sqlite3.Error)):
+                        log.exception("store unit raised")
+                    outcomes.append((job, None, None, as_store_error(e)))
+            if aborted is None:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as e:
+                    aborted = StoreUnavailable(f"commit failed: {e}")
+            if aborted is not None:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        log.exception("rollback failed")
+                outcomes = [(job, None, None, aborted) for job, _, _, _ in outcomes]
+            else:
+                self.commits += 1
+            for job, _, tx, _ in outcomes:
+                garbage.update(tx.garbage if tx is not None else job.fresh)
+        # Files go before the callers hear back, so a caller that deleted the
+        # last reference never reads the bytes again.
+        self._collect(conn, garbage)
+        for job, result, tx, exc in outcomes:
+            if tx is not None:
+                self.units += 1
+                self._resolve(job, result, tx.changes, None)
+            else:
+                self._resolve(job, None, (), exc)
+
+    def _resolve(
+        self,
+        job: _Job[Any],
+        result: Any,
+        changes: Iterable[Change],
+        exc: BaseException | None,
+    ) -> None:
+        if job.loop is None or job.future is None:
+            return
+        try:
+            job.loop.call_soon_threadsafe(self._finish, job.future, result, tuple(changes), exc)
+        except RuntimeError:
+            # The caller's loop is closed; the outcome has nobody to go to.
+            pass
+
+    def _finish(
+        self,
+        future: asyncio.Future[Any],
+        result: Any,
+        changes: tuple[Change, ...],
+        exc: BaseException | None,
+    ) -> None:
+        for change in changes:
+            try:
+                self.hub.publish(change)
+            except Exception:
+                log.exception("change listener failed")
+        if future.cancelled():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def _collect(self, conn: sqlite3.Connection, cids: set[str]) -> None:
+        """Unlink the files of `cids` that no content row references.
+
+        Holding the write lock while checking and unlinking is what makes this
+        safe against a unit in another process that checks for the file and
+        inserts the row under the same lock.
+        """
+        if self._garbage:
+            cids = cids | self._garbage
+            self._garbage = set()
+        if not cids:
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for cid in sorted(cids):
+                    row = conn.execute("SELECT 1 FROM contents WHERE cid = ?", (cid,)).fetchall()
+                    if not row:
+                        self.blobs.remove(cid)
+            finally:
+                conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as e:
+            # Retried after the next batch; a crash before that leaves them
+            # to the sweep at the next open.
+            log.warning("removing unreferenced content files failed: %s", e)
+            self._garbage = cids
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")

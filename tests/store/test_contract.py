@@ -1,0 +1,43 @@
+"""The store contract (mailbag.store.contract) against every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailbag.store import contract
+from mailbag.store.memory.backend import MemoryStore
+from mailbag.store.models import ContentID
+from mailbag.store.sqlite.backend import SQLiteStore
+
+FEATURES: dict[str, frozenset[str]] = {
+    "memory": frozenset(),
+    "sqlite": frozenset({contract.PERSISTENT, contract.BLOB_FILES}),
+}
+
+
+def make_harness(backend: str, tmp_path: Path) -> contract.Harness:
+    if backend == "memory":
+        return contract.Harness("memory", MemoryStore, FEATURES[backend])
+    data = tmp_path / "data"
+
+    def blob_path(cid: ContentID) -> Path:
+        return SQLiteStore(data).blobs.path(cid)
+
+    return contract.Harness("sqlite", lambda: SQLiteStore(data), FEATURES[backend], blob_path)
+
+
+# Only the checks a backend can run: a persistence check has nothing to say
+# about the memory store.
+CASES = [
+    pytest.param(backend, check, id=f"{backend}-{contract.check_id(check)}")
+    for backend, features in FEATURES.items()
+    for check in contract.CHECKS
+    if contract.requires(check) <= features
+]
+
+
+@pytest.mark.parametrize(("backend", "check"), CASES)
+def test_contract(backend: str, check: contract.Check, tmp_path: Path) -> None:
+    contract.run(check, make_harness(backend, tmp_path))
