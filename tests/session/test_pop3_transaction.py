@@ -433,7 +433,7 @@ def test_message_expunged_while_being_sent(tmp_path: Path) -> None:
     read as message text): the server closes the connection mid-response, the
     client sees no terminator, and the next session works."""
     line = b"y" * 1022 + b"\r\n"
-    data = b"Subject: huge\r\n\r\n" + line * (12 * READ_CHUNK // len(line))
+    data = b"Subject: huge\r\n\r\n" + line * (max(12 * READ_CHUNK, 12 << 20) // len(line))
     with pop3_server(tmp_path) as env:
         env.add(data)
         c = env.connect()

@@ -133,7 +133,7 @@ def test_crash_leftovers_swept_on_open(tmp_path: Path) -> None:
     # What a crash between the file's rename and the commit leaves behind ...
     orphan_data = message(2)
     orphan = content_id(orphan_data)
-    orphan_path = blobs / orphan[:2] / orphan[2:4] / orphan
+    orphan_path = blobs / orphan[:2] / orphan
     orphan_path.parent.mkdir(parents=True, exist_ok=True)
     orphan_path.write_bytes(orphan_data)
     # ... and a crash in the middle of writing one.
@@ -151,7 +151,7 @@ def test_crash_leftovers_swept_on_open(tmp_path: Path) -> None:
 
     run(reopen)
     assert not orphan_path.exists() and not temp.exists()
-    assert (blobs / kept[:2] / kept[2:4] / kept).is_file()
+    assert (blobs / kept[:2] / kept).is_file()
 
 
 def test_no_sweep_while_another_instance_is_open(tmp_path: Path) -> None:
@@ -161,7 +161,7 @@ def test_no_sweep_while_another_instance_is_open(tmp_path: Path) -> None:
         server = await opened(tmp_path)
         try:
             assert server.swept == (0, 0)
-            in_flight = tmp_path / "blobs" / "ab" / "cd" / ("abcd" + "0" * 60 + ".1234.tmp")
+            in_flight = tmp_path / "blobs" / "ab" / ("abcd" + "0" * 60 + ".1234.tmp")
             in_flight.parent.mkdir(exist_ok=True)
             in_flight.write_bytes(b"partial")
             cli = await opened(tmp_path)

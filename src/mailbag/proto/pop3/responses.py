@@ -103,7 +103,9 @@ class DotStuffer:
             self._held_cr = True
         if not chunk:
             return b""
-        out = _BARE_LF.sub(CRLF, chunk)
+        # The store keeps CRLF line ends, so the regex is only needed when the
+        # counts say a bare LF is present (two C-speed passes instead of a regex).
+        out = chunk if chunk.count(b"\n") == chunk.count(CRLF) else _BARE_LF.sub(CRLF, chunk)
         out = out.replace(b"\n.", b"\n..")
         if self._at_line_start and out.startswith(b"."):
             out = b"." + out

@@ -194,6 +194,27 @@ class SMTPReceiver:
         state, prev = self._state, self._prev
         event: MessageReceived | None = None
         while pos < n:
+            if state is _DataState.START and prev is _Break.CRLF and buf[pos] != _DOT:
+                # Fast path for well-formed mail (CRLF only): find the end marker
+                # or the last complete line with C-speed searches and unstuff with
+                # one replace, instead of walking line by line.
+                end = buf.find(b"\r\n.\r\n", pos)
+                if end >= 0:
+                    stop = end + 2
+                else:
+                    last = buf.rfind(b"\r\n", pos)
+                    stop = last + 2 if last >= 0 else pos
+                if stop > pos:
+                    seg = bytes(buf[pos:stop])
+                    crlf = seg.count(b"\r\n")
+                    if seg.count(b"\n") == crlf and seg.count(b"\r") == crlf:
+                        self._store(seg.replace(b"\r\n.", b"\r\n"))
+                        if end >= 0:
+                            pos = end + 5
+                            event = self._finish()
+                            break
+                        pos = stop  # at a line start after CRLF: state unchanged
+                        continue
             if state is _DataState.START:
                 if buf[pos] != _DOT:
                     state = _DataState.MIDDLE

@@ -69,6 +69,7 @@ from ...proto.pop3 import (
     ok,
     parse_number,
 )
+from ...store.changes import MessagesExpunged, Subscription
 from ...store.interface import Store
 from ...store.models import INBOX, SEEN, UID, Account, AccountID, ContentID, FlagOp, MailboxID
 from ..base import Channel
@@ -81,7 +82,7 @@ log = logging.getLogger("mailbag.pop3")
 MAX_BAD_COMMANDS = 20
 # RETR/TOP read the stored bytes in pieces of this size, so a 50 MB message
 # never sits whole in memory (DESIGN.md §3).
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 256 * 1024
 # Listed in this order in CAPA and `AUTH` (RFC 2449 §6.3 SASL capability).
 SASL_MECHANISMS: tuple[str, ...] = tuple(m for m in ("PLAIN", "LOGIN") if m in MECHANISMS)
 PLAINTEXT_REFUSED = "Plaintext authentication disallowed on non-secure connections"
@@ -180,15 +181,25 @@ class Maildrop:
     account_id: AccountID
     mailbox_id: MailboxID
     uidvalidity: int
+    # Expunges made elsewhere (IMAP) reach us through the change feed, so RETR
+    # does not ask the store whether its message still exists.
+    changes: Subscription
     entries: list[Entry] = field(default_factory=list)
+    gone: set[UID] = field(default_factory=set)
 
     @classmethod
     async def open(cls, store: Store, account: Account) -> Maildrop:
         inbox = await store.get_mailbox(account.id, INBOX)
         if inbox is None:
             raise POP3Error("The maildrop (INBOX) does not exist", "SYS/PERM")
-        messages = [m for m in await store.list_messages(inbox.id) if POP3_DELETED not in m.flags]
-        drop = cls(account.id, inbox.id, int(inbox.uidvalidity))
+        changes = store.changes.subscribe(account.id)
+        try:
+            listed = await store.list_messages(inbox.id)
+        except BaseException:
+            changes.close()
+            raise
+        messages = [m for m in listed if POP3_DELETED not in m.flags]
+        drop = cls(account.id, inbox.id, int(inbox.uidvalidity), changes)
         # Message.size counts the stored bytes, which the store keeps with CRLF
         # line ends: exactly the RFC 1939 §11 size (proto.pop3.message_size).
         drop.entries = [
@@ -198,6 +209,15 @@ class Maildrop:
 
     def live(self) -> list[Entry]:
         return [e for e in self.entries if not e.deleted]
+
+    def expunged_elsewhere(self, uid: UID) -> bool:
+        for change in self.changes.drain():
+            if isinstance(change, MessagesExpunged) and change.mailbox_id == self.mailbox_id:
+                self.gone.update(change.uids)
+        return uid in self.gone
+
+    def close(self) -> None:
+        self.changes.close()
 
     def totals(self) -> tuple[int, int]:
         live = self.live()
@@ -309,6 +329,8 @@ class POP3Session:
             pass
 
     def _unlock(self) -> None:
+        if self.maildrop is not None:
+            self.maildrop.close()
         if self._locked is not None:
             self.ctx.store.unlock_maildrop(self._locked)
             self._locked = None
@@ -634,7 +656,7 @@ class POP3Session:
         """Stream RETR (body_lines None) or TOP output in READ_CHUNK pieces."""
         drop = self._drop()
         store = self.ctx.store
-        if not await store.list_messages(drop.mailbox_id, [entry.uid]):
+        if drop.expunged_elsewhere(entry.uid):
             raise POP3Error(f"Message {entry.number} was expunged by another session", "SYS/TEMP")
         try:
             chunk = await store.read_content(entry.content_id, 0, READ_CHUNK)

@@ -2,8 +2,13 @@
 
 Layout under the root (``data_dir/blobs``)::
 
-    ab/cd/abcd…(64 hex digits)   one file per distinct content, sha256 of the bytes
-    ab/cd/<cid>.<random>.tmp     a file being written; never referenced by a row
+    ab/abcd…(64 hex digits)   one file per distinct content, sha256 of the bytes
+    ab/<cid>.<random>.tmp     a file being written; never referenced by a row
+
+One level of 256 shards, all made when the store is set up: a second level
+(65,536 folders) made a fresh store create and fsync a new folder for almost
+every message it took, and ext4's hashed directories stay fast with tens of
+thousands of files per folder.
 
 A file appears under its final name only by ``rename`` after its bytes were
 fsynced, and the rename is made durable by fsyncing the shard directory before
@@ -54,6 +59,7 @@ def fsync_dir(path: Path) -> None:
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_str = str(root)
         # Shard directories whose own entry (and their parent's) we have made
         # durable in this process; a set of str is safe to share across threads
         # because adding is atomic and a duplicate fsync is harmless.
@@ -63,8 +69,7 @@ class BlobStore:
         if not self.root.is_dir():
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             fsync_dir(self.root.parent)
-        # The 256 top-level shards exist from the start, so a new second-level
-        # shard costs one parent fsync, not two.
+        # All 256 shards exist from the start: no message ever waits for a mkdir.
         created = False
         for i in range(256):
             top = self.root / f"{i:02x}"
@@ -80,19 +85,17 @@ class BlobStore:
         # here keeps a bad one from ever naming a path outside the store.
         if not is_content_id(cid):
             raise NotFound("no such content")
-        return self.root / cid[:2] / cid[2:4] / cid
+        return self.root / cid[:2] / cid
 
     # ---- writing ------------------------------------------------------------
     def _ensure_shard(self, shard: Path) -> None:
         key = str(shard)
         if key in self._durable_dirs:
             return
-        if not shard.parent.is_dir():  # someone removed a top-level shard
-            shard.parent.mkdir(mode=0o700, exist_ok=True)
-            fsync_dir(self.root)
+        # setup() made every shard; this only repairs one removed by hand. A new
+        # directory entry is durable only once its parent is fsynced.
         shard.mkdir(mode=0o700, exist_ok=True)
-        # A new directory entry is durable only once its parent is fsynced.
-        fsync_dir(shard.parent)
+        fsync_dir(self.root)
         self._durable_dirs.add(key)
 
     def has(self, cid: str, size: int) -> bool:
@@ -143,8 +146,11 @@ class BlobStore:
     def read(self, cid: str, offset: int = 0, length: int | None = None) -> bytes:
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
+        if not is_content_id(cid):
+            raise NotFound("no such content")
         try:
-            fd = os.open(self.path(cid), os.O_RDONLY)
+            # A plain string path: pathlib costs more than the read on this hot path.
+            fd = os.open(f"{self._root_str}/{cid[:2]}/{cid}", os.O_RDONLY)
         except FileNotFoundError:
             raise NotFound("no such content") from None
         try:
@@ -170,21 +176,16 @@ class BlobStore:
 
     # ---- recovery -----------------------------------------------------------
     def shards(self) -> Iterator[tuple[str, list[str]]]:
-        """(two-level prefix like ``abcd``, content ids found there) per shard."""
+        """(two-hex-digit prefix like ``ab``, file names found there) per shard."""
         for top in sorted(os.listdir(self.root)):
-            if not _SHARD.fullmatch(top):
-                continue
-            for sub in sorted(os.listdir(self.root / top)):
-                if not _SHARD.fullmatch(sub):
-                    continue
-                names = os.listdir(self.root / top / sub)
-                yield top + sub, names
+            if _SHARD.fullmatch(top) and (self.root / top).is_dir():
+                yield top, os.listdir(self.root / top)
 
     def sweep(self, referenced: Callable[[str], set[str]]) -> tuple[int, int]:
         """Remove temp files and blob files no row references.
 
         `referenced(prefix)` returns the content ids the database holds whose
-        id starts with the 4-hex-digit prefix. Only safe while no other
+        id starts with the 2-hex-digit prefix. Only safe while no other
         process or thread writes blobs (the caller holds the exclusive lock).
         Returns (temp files removed, unreferenced blobs removed).
         """
@@ -193,7 +194,7 @@ class BlobStore:
             if not names:
                 continue
             keep = referenced(prefix)
-            shard = self.root / prefix[:2] / prefix[2:]
+            shard = self.root / prefix
             for name in names:
                 if name in keep:
                     continue
