@@ -18,7 +18,7 @@ from ..auth.addresses import BadAddress, domain_of, normalize_address
 from ..config import Config
 from ..errors import StoreError, StoreUnavailable
 from ..store.interface import Store
-from ..store.models import INBOX, AppendRequest
+from ..store.models import INBOX, AccountID, AppendRequest
 
 log = logging.getLogger("mailbag.delivery")
 
@@ -32,6 +32,7 @@ class RecipientCheck:
     code: int
     enhanced: str
     text: str
+    account_id: AccountID | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -85,7 +86,7 @@ class Delivery:
             return RecipientCheck(False, address, 451, "4.3.0", "Temporary lookup failure")
         if account is None:
             return RecipientCheck(False, address, 550, "5.1.1", "No such user here")
-        return RecipientCheck(True, normal, 250, "2.1.5", "OK")
+        return RecipientCheck(True, normal, 250, "2.1.5", "OK", account.id)
 
     def trace_headers(self, sender: str, recipients: list[str], trace: TraceInfo) -> bytes:
         now = email.utils.format_datetime(dt.datetime.now(dt.UTC).astimezone())
@@ -138,9 +139,9 @@ class Delivery:
         if not check.ok:
             return RecipientResult(recipient, check.code, check.enhanced, check.text)
         try:
-            account = await self.store.get_account(check.address)
-            box = await self.store.get_mailbox(account.id, INBOX) if account else None
-            if account is None or box is None:
+            assert check.account_id is not None
+            box = await self.store.get_mailbox(check.account_id, INBOX)
+            if box is None:
                 return RecipientResult(recipient, 550, "5.1.1", "No such user here")
             result = await self.store.append(box.id, [AppendRequest(data=message)])
         except StoreUnavailable as e:

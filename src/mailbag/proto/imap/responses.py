@@ -70,6 +70,14 @@ class Binary:
     data: bytes
 
 
+@dataclass(slots=True, frozen=True)
+class Adjacent:
+    """Values written one after another without spaces: the `1*body` of a
+    multipart BODYSTRUCTURE, `((…)(…) "mixed" …)` (RFC 9051 §9 body-type-mpart)."""
+
+    items: tuple[Value, ...]
+
+
 @dataclass(slots=True, eq=False)
 class StreamingLiteral:
     """A literal whose `size` octets come from `chunks` (sync or async iterable).
@@ -84,7 +92,7 @@ class StreamingLiteral:
 
 
 Value: TypeAlias = (
-    "int | str | bytes | Atom | MailboxName | Binary | StreamingLiteral | SeqSet"
+    "int | str | bytes | Atom | MailboxName | Binary | StreamingLiteral | SeqSet | Adjacent"
     " | Sequence[Value] | None"
 )
 Piece = bytes | StreamingLiteral
@@ -150,6 +158,9 @@ class _Writer:
         elif isinstance(v, StreamingLiteral):
             self.parts.append((b"~{%d}\r\n" if v.binary else b"{%d}\r\n") % v.size)
             self.parts.append(v)
+        elif isinstance(v, Adjacent):
+            for item in v.items:
+                self.value(item)
         else:
             self.parts.append(b"(")
             for i, item in enumerate(v):

@@ -341,6 +341,8 @@ class IMAPSession:
         self._unselect()
         self.selected = view
         self.state = State.SELECTED
+        # RFC 5182 §2.1: SELECT/EXAMINE reset the saved search result.
+        self.saved_search = []
 
     def unselect(self) -> None:
         self._unselect()

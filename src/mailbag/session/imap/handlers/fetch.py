@@ -1,11 +1,347 @@
-"""FETCH (being written)."""
+"""FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9, §7.5.2; RFC 3501 §6.4.5,
+§7.4.2; RFC 3516 BINARY).
+
+Everything comes from the store's metadata (flags, dates, sizes), the facts
+computed at delivery (ENVELOPE, BODYSTRUCTURE, section offsets) and byte
+ranges of the stored content (see `..bodydata`); nothing is re-parsed at FETCH
+time unless a message's facts are missing or unusable, in which case they are
+computed again from its bytes (a message can never make FETCH fail).
+
+Choices where the RFCs leave room (Dovecot 2.3 where it has one):
+
+* Item order is the request order, except that UID comes first (always
+  present in UID FETCH, RFC 9051 §6.4.9) and, when a non-PEEK body fetch sets
+  \\Seen, FLAGS follows it (RFC 9051 §6.4.5: "the \\Seen flag is implicitly
+  set"; Dovecot adds FLAGS to the same response). Duplicate items (BODY[] and
+  BODY.PEEK[] answer under the same name) are sent once.
+* FLAGS are ordered \\Answered \\Flagged \\Deleted \\Seen \\Draft, then
+  keywords, then \\Recent (as Dovecot writes them).
+* A message expunged by another session but not yet announced to this one
+  (RFC 9051 §7.5.1 forbids announcing it during FETCH) has no data left in
+  the store: it gets no FETCH response and the command completes with
+  `OK [EXPUNGEISSUED]` (RFC 9051 §7.1). Dovecot answers with the same code
+  after sending what its index still holds (flags, NIL bodies); we hold
+  nothing. The EXPUNGE follows at the next command that may carry it (UID
+  FETCH carries it at once).
+* Body data is always a literal (Dovecot), also when empty (`{0}`).
+* The parts of a multipart BODYSTRUCTURE and the addresses of an ENVELOPE
+  list are written without a space between them, as the grammar has it
+  (RFC 9051 §9 `1*body`, `1*address`) and as Dovecot writes them.
+* MODSEQ and CHANGEDSINCE work only once CONDSTORE is enabled (RFC 7162);
+  the capability is not advertised yet, so they are BAD for now.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
+from ....errors import NotFound, StoreUnavailable
+from ....message import UnknownCTE, body_from_bodystructure, compute_facts, rev1, wire
+from ....proto.imap import commands as c
+from ....proto.imap.fetch import (
+    Attr,
+    BinarySection,
+    BinarySize,
+    BodySection,
+    FetchAttribute,
+    Section,
+    response_name,
+    sets_seen,
+)
+from ....proto.imap.responses import (
+    Adjacent,
+    FetchResponse,
+    ResponseCode,
+    TaggedResponse,
+    Value,
+    flag_atoms,
+    internal_date,
+)
+from ....store.models import SEEN, UID, FlagOp, Message, MessageFacts
+from .. import bodydata
 from ..errors import IMAPError
 
+if TYPE_CHECKING:
+    from ..session import IMAPSession
 
-async def handle_fetch(s: Any, cmd: Any) -> None:
-    raise IMAPError("NO", "Not implemented yet")
+log = logging.getLogger("mailbag.imap")
+
+BATCH = 256  # messages whose metadata is read (and \Seen set) in one store call
+_RECOMPUTE_IN_THREAD = 1024 * 1024  # parse bigger messages off the event loop
+
+_FLAG_ORDER = {"\\Answered": 0, "\\Flagged": 1, "\\Deleted": 2, "\\Seen": 3, "\\Draft": 4}
+# Items served from the message list alone.
+_METADATA_ONLY = frozenset(
+    {Attr.UID, Attr.FLAGS, Attr.INTERNALDATE, Attr.RFC822_SIZE, Attr.MODSEQ, Attr.RFC822}
+)
+_RFC822_HEADER = Section(text="HEADER")
+_RFC822_TEXT = Section(text="TEXT")
+
+
+class _Gone(Exception):
+    """The message disappeared from the store while we served it."""
+
+
+def ordered_flags(flags: frozenset[str] | set[str]) -> list[str]:
+    """System flags in Dovecot's order, then keywords (sorted)."""
+    system = sorted((f for f in flags if f in _FLAG_ORDER), key=_FLAG_ORDER.__getitem__)
+    keywords = sorted((f for f in flags if f not in _FLAG_ORDER), key=lambda f: (f.lower(), f))
+    return system + keywords
+
+
+def _wire_tree(value: Any) -> Value:
+    """ENVELOPE/BODYSTRUCTURE facts (str may carry raw bytes as surrogates,
+    see mailbag.message.headers) as response values with the exact octets."""
+    if isinstance(value, str):
+        return wire(value)
+    if isinstance(value, list | tuple):
+        return [_wire_tree(v) for v in value]
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    return wire(str(value))
+
+
+def _envelope(env: Any) -> Value:
+    """An ENVELOPE as a response value: the addresses of a list are written
+    without spaces between them (RFC 9051 §9 `env-from = "(" 1*address ")"`),
+    as Dovecot does."""
+    if not isinstance(env, list) or len(env) != 10:
+        return _wire_tree(env)
+    out: list[Value] = []
+    for i, item in enumerate(env):
+        if 2 <= i <= 7 and isinstance(item, list) and item:
+            out.append([Adjacent(tuple(_wire_tree(a) for a in item))])
+        else:
+            out.append(_wire_tree(item))
+    return out
+
+
+def _structure(bs: Any) -> Value:
+    """A BODY/BODYSTRUCTURE as a response value: the parts of a multipart are
+    written without spaces between them (RFC 9051 §9 `1*body`), as Dovecot does."""
+    if not isinstance(bs, list) or not bs:
+        return _wire_tree(bs)
+    if isinstance(bs[0], list):
+        n = 0
+        while n < len(bs) and isinstance(bs[n], list):
+            n += 1
+        children = Adjacent(tuple(_structure(child) for child in bs[:n]))
+        return [children, *(_wire_tree(v) for v in bs[n:])]
+    if len(bs) > 9 and isinstance(bs[7], list) and isinstance(bs[8], list):
+        # message/rfc822: envelope, then the body of the encapsulated message
+        return [
+            *(_wire_tree(v) for v in bs[:8]),
+            _structure(bs[8]),
+            *(_wire_tree(v) for v in bs[9:]),
+        ]
+    return _wire_tree(bs)
+
+
+def _attributes(cmd: c.FetchCommand) -> list[FetchAttribute]:
+    atts: list[FetchAttribute] = []
+    if cmd.uid or Attr.UID in cmd.attributes:
+        atts.append(Attr.UID)  # RFC 9051 §6.4.9: UID FETCH always answers UID
+    names = {response_name(a) for a in atts}
+    for att in cmd.attributes:
+        name = response_name(att)
+        if name not in names:
+            names.add(name)
+            atts.append(att)
+    if cmd.changed_since is not None and Attr.MODSEQ not in atts:
+        atts.append(Attr.MODSEQ)  # RFC 7162 §3.1.4.1: CHANGEDSINCE implies MODSEQ
+    return atts
+
+
+async def _recompute(s: IMAPSession, msg: Message) -> MessageFacts:
+    try:
+        data = await s.store.read_content(msg.content_id)
+    except NotFound:
+        raise _Gone from None
+    if len(data) > _RECOMPUTE_IN_THREAD:
+        return await asyncio.to_thread(compute_facts, data)
+    return compute_facts(data)
+
+
+async def _facts(s: IMAPSession, msg: Message) -> MessageFacts:
+    try:
+        facts: Any = await s.store.get_facts(msg.content_id)
+    except NotFound:
+        raise _Gone from None
+    except StoreUnavailable:
+        raise
+    except Exception:
+        log.exception("imap fetch: unreadable facts uid=%s; recomputing", msg.uid)
+        facts = None
+    if not bodydata.plausible_facts(facts, msg.size):
+        log.warning("imap fetch: unusable facts uid=%s; recomputing from the bytes", msg.uid)
+        return await _recompute(s, msg)
+    return facts  # type: ignore[no-any-return]
+
+
+async def _build(
+    s: IMAPSession,
+    msg: Message,
+    facts: MessageFacts | None,
+    atts: list[FetchAttribute],
+    seen_changed: bool,
+) -> list[tuple[str, Value]]:
+    store = s.store
+    items: list[tuple[str, Value]] = []
+    for att in atts:
+        value: Value
+        if isinstance(att, Attr):
+            if att is Attr.UID:
+                value = msg.uid
+            elif att is Attr.FLAGS:
+                value = flag_atoms(s.flags_for(msg.uid, ordered_flags(msg.flags)))
+            elif att is Attr.INTERNALDATE:
+                value = internal_date(msg.internal_date)
+            elif att is Attr.RFC822_SIZE:
+                value = msg.size
+            elif att is Attr.MODSEQ:
+                value = [msg.modseq]  # RFC 7162 §3.1.4.1
+            elif att is Attr.RFC822:
+                # RFC 3501 §6.4.5: RFC822 is BODY[] (and sets \Seen)
+                value = (await bodydata.byte_range(store, msg, 0, msg.size, None)).literal()
+            else:
+                assert facts is not None
+                if att is Attr.ENVELOPE:
+                    value = _envelope(facts.envelope)
+                elif att is Attr.BODYSTRUCTURE or att is Attr.BODY:
+                    bs = facts.bodystructure
+                    if att is Attr.BODY:
+                        bs = body_from_bodystructure(bs)
+                    if not s.rev2:
+                        bs = rev1(bs)  # RFC 3501 has no message/global structure
+                    value = _structure(bs)
+                else:  # RFC822.HEADER is BODY.PEEK[HEADER], RFC822.TEXT is BODY[TEXT]
+                    section = _RFC822_HEADER if att is Attr.RFC822_HEADER else _RFC822_TEXT
+                    sd = await bodydata.body_section(store, msg, facts, section, None)
+                    value = sd.literal()
+        elif isinstance(att, BodySection):
+            assert facts is not None
+            sd = await bodydata.body_section(store, msg, facts, att.section, att.partial)
+            value = sd.literal()
+        elif isinstance(att, BinarySection):
+            assert facts is not None
+            sd = await bodydata.binary_section(store, msg, facts, att.part, att.partial)
+            value = sd.literal()
+        else:
+            assert facts is not None and isinstance(att, BinarySize)
+            value = await bodydata.binary_size(store, msg, facts, att.part)
+        items.append((response_name(att), value))
+    if seen_changed and Attr.FLAGS not in atts:
+        flags = ("FLAGS", flag_atoms(s.flags_for(msg.uid, ordered_flags(msg.flags))))
+        at = 1 if atts and atts[0] is Attr.UID else 0
+        items.insert(at, flags)
+    return items
+
+
+async def _items(
+    s: IMAPSession, msg: Message, atts: list[FetchAttribute], seen_changed: bool
+) -> list[tuple[str, Value]]:
+    needs_facts = any(a not in _METADATA_ONLY for a in atts)
+    facts = await _facts(s, msg) if needs_facts else None
+    try:
+        return await _build(s, msg, facts, atts, seen_changed)
+    except (UnknownCTE, _Gone, IMAPError, StoreUnavailable):
+        raise
+    except NotFound:
+        raise _Gone from None
+    except Exception:
+        if facts is None:
+            raise
+        # Stored facts that do not fit the bytes: compute them again and retry.
+        log.exception("imap fetch: facts do not fit uid=%s; recomputing", msg.uid)
+        facts = await _recompute(s, msg)
+        try:
+            return await _build(s, msg, facts, atts, seen_changed)
+        except NotFound:
+            raise _Gone from None
+
+
+def _report_seen(s: IMAPSession, msgs: dict[UID, Message], changed: set[UID]) -> None:
+    """FLAGS for messages that got \\Seen in this batch but whose FETCH
+    response will not be sent (the command fails): the feed does not echo a
+    session's own changes, so this is the client's only way to learn them."""
+    view = s.selected
+    if view is None:
+        return
+    for uid in sorted(changed):
+        seq = view.seq_of(uid)
+        if seq is not None and uid in msgs:
+            flags = flag_atoms(s.flags_for(uid, ordered_flags(msgs[uid].flags)))
+            s.send(FetchResponse(seq, (("FLAGS", flags),)))
+    changed.clear()
+
+
+def _check_condstore(s: IMAPSession, cmd: c.FetchCommand) -> None:
+    wants = cmd.changed_since is not None or Attr.MODSEQ in cmd.attributes
+    if wants and "CONDSTORE" not in s.enabled:
+        raise IMAPError("BAD", "Error in IMAP command FETCH: CONDSTORE is not supported")
+    if cmd.vanished:
+        raise IMAPError("BAD", "Error in IMAP command FETCH: QRESYNC is not supported")
+
+
+async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
+    view = s.require_selected()
+    _check_condstore(s, cmd)
+    atts = _attributes(cmd)
+    uids = s.resolve(cmd.sequence_set, cmd.uid)
+    # RFC 9051 §6.4.5: BODY[...] (not PEEK), BINARY[...], RFC822 and RFC822.TEXT
+    # set \Seen; never in a mailbox selected with EXAMINE (§6.3.3).
+    mark_seen = not view.read_only and any(sets_seen(a) for a in cmd.attributes)
+    gone = False
+    for i in range(0, len(uids), BATCH):
+        batch = uids[i : i + BATCH]
+        listed = {m.uid: m for m in await s.store.list_messages(view.id, batch)}
+        msgs = listed
+        if cmd.changed_since is not None:
+            msgs = {u: m for u, m in listed.items() if m.modseq > cmd.changed_since}
+        changed: set[UID] = set()
+        if mark_seen:
+            unseen = [u for u in batch if u in msgs and SEEN not in msgs[u].flags]
+            if unseen:
+                for update in await s.store.store_flags(view.id, unseen, FlagOp.ADD, [SEEN]):
+                    # Our own change: the feed must not echo it as an update.
+                    view.note_own_modseq(update.modseq)
+                    old = msgs.get(update.uid)
+                    if old is not None:
+                        msgs[update.uid] = replace(old, flags=update.flags, modseq=update.modseq)
+                        changed.add(update.uid)
+        for uid in batch:
+            seq = view.seq_of(uid)
+            msg = msgs.get(uid)
+            if seq is None:
+                continue
+            if msg is None:
+                gone = gone or uid not in listed
+                continue
+            try:
+                items = await _items(s, msg, atts, uid in changed)
+            except _Gone:
+                gone = True
+                continue
+            except Exception as e:
+                _report_seen(s, msgs, changed)
+                if isinstance(e, UnknownCTE):
+                    # RFC 3516 §4.3: the whole request fails.
+                    raise IMAPError(
+                        "NO", "Unknown Content-Transfer-Encoding", ResponseCode("UNKNOWN-CTE")
+                    ) from None
+                if isinstance(e, IMAPError | StoreUnavailable):
+                    raise
+                # A bug must not take the connection down (DESIGN.md §2.6).
+                log.exception("imap fetch failed uid=%s user=%s", uid, s.user)
+                raise IMAPError("NO", "Internal error", ResponseCode("SERVERBUG")) from None
+            changed.discard(uid)
+            await s.write(FetchResponse(seq, tuple(items)))
+        await asyncio.sleep(0)  # a long FETCH must not starve other sessions
+    if gone:
+        return TaggedResponse(
+            cmd.tag, "OK", "Some messages were already expunged.", ResponseCode("EXPUNGEISSUED")
+        )
+    return TaggedResponse(cmd.tag, "OK", "Fetch completed.")
