@@ -53,7 +53,7 @@ class Penalties:
             worst = max(worst, f.count)
         if worst == 0:
             return 0.0
-        return min(self.maximum, self.base * 2 ** (worst - 1))
+        return float(min(self.maximum, self.base * 2.0 ** (worst - 1)))
 
     def fail(self, *keys: str) -> None:
         now = time.monotonic()

@@ -109,7 +109,7 @@ data_dir_option = click.option(
 )
 
 
-class PortType(click.ParamType):
+class PortType(click.ParamType):  # type: ignore[type-arg]
     name = "PORT|off"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:

@@ -150,7 +150,7 @@ class Connection(asyncio.Protocol):
         )
         if new is None:
             raise ConnectionResetError("connection closed during TLS handshake")
-        self.transport = new  # type: ignore[assignment]
+        self.transport = new
         self.is_tls = True
 
     def tls_info(self) -> dict[str, Any]:

@@ -37,8 +37,8 @@ class Listening:
     port: int
 
 
-def session_factory(protocol: str, ctx: ServerContext) -> Callable[[Channel], Session] | None:
-    """The session class for a listener, or None if that protocol is not built yet."""
+def session_factory(protocol: str, ctx: ServerContext) -> Callable[[Channel], Session]:
+    """The session class for a listener."""
     if protocol in ("pop3", "pop3s"):
         from ..session.pop3.session import POP3Session
 
@@ -49,11 +49,9 @@ def session_factory(protocol: str, ctx: ServerContext) -> Callable[[Channel], Se
         lmtp = protocol == "lmtp"
         return lambda ch: SMTPSession(ctx, ch, lmtp=lmtp)
     if protocol in ("imap", "imaps"):
-        try:
-            from ..session.imap.session import IMAPSession  # type: ignore[import-not-found]
-        except ModuleNotFoundError:
-            return None
-        return lambda ch: IMAPSession(ctx, ch)  # type: ignore[no-any-return]
+        from ..session.imap.session import IMAPSession
+
+        return lambda ch: IMAPSession(ctx, ch)
     raise ValueError(protocol)
 
 
@@ -100,9 +98,6 @@ class MailServer:
                 if port is None:
                     continue
                 factory = session_factory(protocol, self.ctx)
-                if factory is None:
-                    log.info("%s: not available in this version; listener not started", protocol)
-                    continue
                 await self._listen(protocol, port, factory)
         except BaseException:
             await self.stop()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from ...proto.imap.responses import ResponseCode
 
 
 class IMAPError(Exception):
-    def __init__(self, status: str, text: str, code: ResponseCode | str | None = None) -> None:
+    def __init__(
+        self, status: Literal["NO", "BAD"], text: str, code: ResponseCode | str | None = None
+    ) -> None:
         super().__init__(text)
         self.status = status
         self.text = text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from ...errors import AlreadyExists, Cannot, NotFound, StoreError, StoreUnavailable
 from ...proto.imap.receiver import (
@@ -210,7 +210,8 @@ class IMAPSession:
             if event.tag is None:
                 self.send(UntaggedStatus("BAD", event.text, event.code))
             else:
-                self.send(TaggedResponse(event.tag, event.status, event.text, event.code))  # type: ignore[arg-type]
+                status = cast(Literal["OK", "NO", "BAD"], event.status)
+                self.send(TaggedResponse(event.tag, status, event.text, event.code))
             self._log_error(event.tag or "*", event.command or "?", event.status, event.text)
             return
         await self._dispatch(event)
@@ -348,20 +349,17 @@ class IMAPSession:
         self._unselect()
 
 
-class PendingCommand:
+class PendingCommand(Protocol):
     """A command that reads more client lines before it finishes."""
 
-    async def line(self, data: bytes) -> None:
-        raise NotImplementedError
+    async def line(self, data: bytes) -> None: ...
 
-    async def fail(self, text: str) -> None:
-        raise NotImplementedError
+    async def fail(self, text: str) -> None: ...
 
-    async def cancel(self) -> None:
-        raise NotImplementedError
+    async def cancel(self) -> None: ...
 
 
-def store_error_status(e: StoreError) -> tuple[str, ResponseCode | None, str]:
+def store_error_status(e: StoreError) -> tuple[Literal["NO"], ResponseCode | None, str]:
     """One place that turns store failures into IMAP statuses (RFC 5530 codes)."""
     if isinstance(e, NotFound):
         return "NO", ResponseCode("NONEXISTENT"), "Mailbox doesn't exist"
