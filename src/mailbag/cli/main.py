@@ -179,8 +179,10 @@ def serve(
 
 
 async def _serve(cfg: Config) -> int:
+    from ..net.memory import fix_malloc_threshold
     from ..net.server import MailServer
 
+    fix_malloc_threshold()
     # Handlers first: a SIGTERM that arrives while we start must still stop us cleanly.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
