@@ -293,8 +293,9 @@ class IMAPSession:
                     self.send(ByeResponse("Selected mailbox was deleted, have to disconnect"))
 
     def flags_for(self, uid: UID, flags: Iterable[str]) -> list[str]:
-        """Flags as this session shows them: \\Recent added for rev1 (RFC 3501 §2.3.2)."""
-        out = list(flags)
+        """Flags as this session shows them, in a stable order, with \\Recent added
+        for rev1 sessions (RFC 3501 §2.3.2)."""
+        out = ordered_flags(flags)
         if self.selected is not None and not self.rev2 and self.selected.is_recent(uid):
             out.append("\\Recent")
         return out
@@ -347,6 +348,17 @@ class IMAPSession:
 
     def unselect(self) -> None:
         self._unselect()
+
+
+# Dovecot's order for system flags; keywords follow, sorted. Any fixed order
+# would do: it only keeps responses stable between runs.
+_FLAG_ORDER = {"\\Answered": 0, "\\Flagged": 1, "\\Deleted": 2, "\\Seen": 3, "\\Draft": 4}
+
+
+def ordered_flags(flags: Iterable[str]) -> list[str]:
+    system = sorted((f for f in flags if f in _FLAG_ORDER), key=_FLAG_ORDER.__getitem__)
+    keywords = sorted((f for f in flags if f not in _FLAG_ORDER), key=lambda f: (f.lower(), f))
+    return system + keywords
 
 
 class PendingCommand(Protocol):

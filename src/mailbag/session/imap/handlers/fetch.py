@@ -72,7 +72,6 @@ log = logging.getLogger("mailbag.imap")
 BATCH = 256  # messages whose metadata is read (and \Seen set) in one store call
 _RECOMPUTE_IN_THREAD = 1024 * 1024  # parse bigger messages off the event loop
 
-_FLAG_ORDER = {"\\Answered": 0, "\\Flagged": 1, "\\Deleted": 2, "\\Seen": 3, "\\Draft": 4}
 # Items served from the message list alone.
 _METADATA_ONLY = frozenset(
     {Attr.UID, Attr.FLAGS, Attr.INTERNALDATE, Attr.RFC822_SIZE, Attr.MODSEQ, Attr.RFC822}
@@ -83,13 +82,6 @@ _RFC822_TEXT = Section(text="TEXT")
 
 class _Gone(Exception):
     """The message disappeared from the store while we served it."""
-
-
-def ordered_flags(flags: frozenset[str] | set[str]) -> list[str]:
-    """System flags in Dovecot's order, then keywords (sorted)."""
-    system = sorted((f for f in flags if f in _FLAG_ORDER), key=_FLAG_ORDER.__getitem__)
-    keywords = sorted((f for f in flags if f not in _FLAG_ORDER), key=lambda f: (f.lower(), f))
-    return system + keywords
 
 
 def _wire_tree(value: Any) -> Value:
@@ -196,7 +188,7 @@ async def _build(
             if att is Attr.UID:
                 value = msg.uid
             elif att is Attr.FLAGS:
-                value = flag_atoms(s.flags_for(msg.uid, ordered_flags(msg.flags)))
+                value = flag_atoms(s.flags_for(msg.uid, msg.flags))
             elif att is Attr.INTERNALDATE:
                 value = internal_date(msg.internal_date)
             elif att is Attr.RFC822_SIZE:
@@ -234,7 +226,7 @@ async def _build(
             value = await bodydata.binary_size(store, msg, facts, att.part)
         items.append((response_name(att), value))
     if seen_changed and Attr.FLAGS not in atts:
-        flags = ("FLAGS", flag_atoms(s.flags_for(msg.uid, ordered_flags(msg.flags))))
+        flags = ("FLAGS", flag_atoms(s.flags_for(msg.uid, msg.flags)))
         at = 1 if atts and atts[0] is Attr.UID else 0
         items.insert(at, flags)
     return items
@@ -273,7 +265,7 @@ def _report_seen(s: IMAPSession, msgs: dict[UID, Message], changed: set[UID]) ->
     for uid in sorted(changed):
         seq = view.seq_of(uid)
         if seq is not None and uid in msgs:
-            flags = flag_atoms(s.flags_for(uid, ordered_flags(msgs[uid].flags)))
+            flags = flag_atoms(s.flags_for(uid, msgs[uid].flags))
             s.send(FetchResponse(seq, (("FLAGS", flags),)))
     changed.clear()
 

@@ -108,6 +108,11 @@ class _Idle:
             # RFC 2177 §3: while idling, any update (EXPUNGE too) may be sent at once.
             s.send_updates(view.poll(allow_expunge=True))
             await s.flush()
+            if s.finished:
+                # A BYE went out (the mailbox was deleted). The driver is waiting
+                # for client bytes and would keep the connection open: close it.
+                s.channel.close()
+                return
 
     async def _stop(self) -> None:
         if self.task is not None:
