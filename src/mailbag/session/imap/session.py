@@ -236,6 +236,15 @@ class IMAPSession:
 
         tag: str = command.tag  # type: ignore[attr-defined]
         spec = TABLE.get(type(command))
+        if log.isEnabledFor(logging.DEBUG):
+            # Only tag and command name: arguments may hold passwords or mail.
+            log.debug(
+                "imap user=%s peer=%s C: %s %s",
+                self.user,
+                self.peer,
+                tag,
+                spec.name if spec else type(command).__name__,
+            )
         if spec is None:  # pragma: no cover - the table covers every command class
             self.send(TaggedResponse(tag, "BAD", "Command not supported"))
             return
