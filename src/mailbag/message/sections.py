@@ -169,13 +169,17 @@ def resolve_section(
     return node[START], node[BODY_START] - node[START]
 
 
-def header_subset(header: bytes, names: Iterable[str], exclude: bool = False) -> bytes:
+def header_subset(
+    header: bytes, names: Iterable[str], exclude: bool = False, blank_line: bool = True
+) -> bytes:
     """BODY[HEADER.FIELDS (names)] (or .NOT when `exclude`) from a header block.
 
     Whole fields (with their continuation lines) whose name matches one of
-    `names` ASCII-case-insensitively, in message order, then the blank line,
-    which RFC 9051 §6.4.5 says is always included (Dovecot adds it even when
-    the message has none).
+    `names` ASCII-case-insensitively, in message order, then the blank line.
+    RFC 9051 §6.4.5 includes it always "except in the case of a message that
+    has no body and no blank line": the caller passes `blank_line=False` for
+    such a (top-level) message. Dovecot 2.3.19 does the same, and still adds it
+    for an encapsulated message whose header a boundary cut short.
     """
     wanted = {n.lower().encode("utf-8", "surrogateescape") for n in names}
     end = len(header)
@@ -192,7 +196,8 @@ def header_subset(header: bytes, names: Iterable[str], exclude: bool = False) ->
             out += header[s:e]
             if not out.endswith(b"\n"):
                 out += b"\r\n"
-    out += b"\r\n"
+    if blank_line:
+        out += b"\r\n"
     return bytes(out)
 
 

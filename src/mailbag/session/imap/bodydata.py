@@ -170,7 +170,13 @@ async def body_section(
     if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         offset, length = _clamp(message, offset, length)
         header = await store.read_content(message.content_id, offset, length)
-        subset = header_subset(header, section.fields, exclude=text == "HEADER.FIELDS.NOT")
+        # RFC 9051 §6.4.5: no blank line for a message that has neither body nor one.
+        whole_message_is_header = not section.part and facts.header_size >= message.size
+        has_blank = header.endswith((b"\n\r\n", b"\n\n")) or header in (b"\r\n", b"\n")
+        blank = has_blank or not whole_message_is_header
+        subset = header_subset(
+            header, section.fields, exclude=text == "HEADER.FIELDS.NOT", blank_line=blank
+        )
         start, n = window(len(subset), partial)
         data = _no_nul(subset[start : start + n])
         return SectionData(len(data), data)
