@@ -10,11 +10,13 @@ OK (or raise IMAPError for NO/BAD).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, Iterable
-from typing import TYPE_CHECKING, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Literal, Protocol, TypeGuard, cast
 
 from ...errors import AlreadyExists, Cannot, NotFound, StoreError, StoreUnavailable
+from ...proto.imap.commands import AppendCommand
 from ...proto.imap.receiver import (
     CommandError,
     ContinuationRequest,
@@ -60,6 +62,7 @@ log = logging.getLogger("mailbag.imap")
 
 # Flush buffered output once it grows past this (a big FETCH streams out).
 _FLUSH_AT = 64 * 1024
+_MAX_OVERLAPPED = 32  # pipelined APPENDs in flight at once (each holds its message)
 _MAX_BAD = 50  # protocol errors before we hang up (Dovecot: 10 bad commands)
 
 
@@ -82,6 +85,7 @@ class IMAPSession:
         self._bad_count = 0
         # A command that waits for more client lines (AUTHENTICATE, IDLE).
         self.pending: PendingCommand | None = None
+        self._overlapped: list[tuple[AppendCommand, asyncio.Future[TaggedResponse]]] = []
 
     # ---- Session protocol ------------------------------------------------------
     @property
@@ -112,10 +116,59 @@ class IMAPSession:
     async def data_received(self, data: bytes) -> None:
         self.receiver.receive_data(data)
         while not self.finished and (event := self.receiver.next_event()) is not None:
+            if self._overlappable(event):
+                self._start_overlapped(event)
+                continue
+            await self._finish_overlapped()
             await self._handle_event(event)
             if self._out_size >= _FLUSH_AT:
                 await self.flush()
+        await self._finish_overlapped()
         await self.flush()
+
+    # ---- pipelined APPENDs ---------------------------------------------------------
+    # A client that pipelines APPENDs (LITERAL+) would otherwise wait for one
+    # commit per message. APPENDs already in the input run concurrently, so the
+    # store commits them together (group commit); their responses still go out
+    # in command order, each after the updates due before it. Nothing is
+    # acknowledged before its own commit.
+
+    def _overlappable(self, event: object) -> TypeGuard[AppendCommand]:
+        return (
+            isinstance(event, AppendCommand)
+            and self.state in (State.AUTHENTICATED, State.SELECTED)
+            and self.pending is None
+            and len(self._overlapped) < _MAX_OVERLAPPED
+        )
+
+    def _start_overlapped(self, command: AppendCommand) -> None:
+        from .dispatch import TABLE
+
+        spec = TABLE[AppendCommand]
+
+        async def run() -> TaggedResponse:
+            try:
+                result = await spec.handler(self, command)
+            except IMAPError as e:
+                self._log_error(command.tag, spec.name, e.status, e.text)
+                return TaggedResponse(command.tag, e.status, e.text, e.code)
+            except StoreError as e:
+                status, code, text = store_error_status(e)
+                self._log_error(command.tag, spec.name, status, str(e))
+                return TaggedResponse(command.tag, status, text, code)
+            assert result is not None
+            return result
+
+        self._overlapped.append((command, asyncio.ensure_future(run())))
+
+    async def _finish_overlapped(self) -> None:
+        from .dispatch import TABLE
+
+        while self._overlapped:
+            command, task = self._overlapped.pop(0)
+            result = await task
+            self._send_updates(TABLE[AppendCommand], command)
+            self.send(result)
 
     async def timed_out(self) -> None:
         # RFC 9051 §5.4: autologout after at least 30 minutes of inactivity.
@@ -125,6 +178,11 @@ class IMAPSession:
         await self._bye("Server shutting down", ResponseCode("UNAVAILABLE"))
 
     async def connection_lost(self) -> None:
+        # Appends already started finish (they are durable once committed);
+        # nobody is left to tell, so only wait for them.
+        for _, task in self._overlapped:
+            await asyncio.wait([task])
+        self._overlapped.clear()
         if self.pending is not None:
             await self.pending.cancel()
             self.pending = None
