@@ -12,6 +12,7 @@ Errors are the exceptions of :mod:`mailbag.errors`: `NotFound`,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .changes import ChangeHub
@@ -171,6 +172,40 @@ class MessageStore(Protocol):
 
     async def move(self, source: MailboxID, uids: Iterable[UID], dest: MailboxID) -> CopyResult:
         """Copy then expunge in one transaction (RFC 6851 §3)."""
+        ...
+
+
+@dataclass(slots=True, frozen=True)
+class TextMatches:
+    """A full-text index's answer for one search key over one mailbox."""
+
+    uids: frozenset[UID]  # messages whose text matches
+    # Messages the index holds no text for (too big, not indexed yet): the
+    # caller decides those by reading them. Never in `uids`.
+    unindexed: frozenset[UID]
+
+
+@runtime_checkable
+class FullTextSearch(Protocol):
+    """Optional capability: answer SEARCH text keys from an index.
+
+    The answer must be exactly what reading the messages gives
+    (`mailbag.message.search`): ``needle.casefold()`` a substring of the
+    case-folded decoded text, for `field` one of BODY (text bodies), TEXT
+    (every header line and text body), FROM, TO, CC, BCC, SUBJECT (decoded
+    values of that top-level field; only messages that have the field match,
+    even for an empty needle).
+    """
+
+    async def search_text(
+        self,
+        mailbox_id: MailboxID,
+        field: str,
+        needle: str,
+        uids: Iterable[UID] | None = None,
+    ) -> TextMatches | None:
+        """Matches among the mailbox's messages (or those of `uids` that
+        exist); None when this key cannot be answered exactly (scan instead)."""
         ...
 
 

@@ -7,10 +7,16 @@ passes, cheapest first, with three-valued logic (True, False, or None =
 
 1. metadata from one `list_messages` call: flags, internal date, size, UID,
    sequence number, mod-sequence;
+   then, when the store has a full-text index (the optional
+   `FullTextSearch` capability) and enough messages are still undecided,
+   the index answers the text keys BODY/TEXT and the header keys
+   FROM/TO/CC/BCC/SUBJECT it can answer exactly, one query per key; what it
+   does not answer (a needle it declines, messages it holds no text for)
+   goes on to the next passes as before;
 2. for the messages still undecided, the stored facts and the header block
    (one short read per message): header keys and the SENT* dates;
 3. for the messages still undecided, the text keys (BODY, TEXT) through
-   :func:`scan_text`, the one function a full-text index will replace.
+   :func:`scan_text`, reading and decoding every such message.
 
 Matching rules, following Dovecot 2.3 where the RFC leaves room:
 
@@ -37,7 +43,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from ...errors import NotFound
+from ...errors import NotFound, StoreError
 from ...message import body_text, compute_facts, message_text
 from ...message.facts import parse_date
 from ...message.search import decoded_headers
@@ -57,7 +63,7 @@ from ...proto.imap.search import (
     StringKey,
     UIDKey,
 )
-from ...store.interface import Store
+from ...store.interface import FullTextSearch, Store, TextMatches
 from ...store.models import SEEN, UID, Message, MessageFacts
 from .bodydata import plausible_facts
 from .selected import SelectedMailbox
@@ -69,6 +75,8 @@ _THREAD_AT = 256 * 1024  # decode bigger messages in a worker thread
 _EPOCH = dt.date(1970, 1, 1)
 _HEADER_FIELDS = frozenset({"FROM", "TO", "CC", "BCC", "SUBJECT"})
 _TEXT_FIELDS = frozenset({"BODY", "TEXT"})
+# Undecided messages from which one index query per key beats reading them.
+INDEX_MIN = 16
 
 # (store, candidates, text keys) -> for each key, the UIDs whose text matches.
 TextSearch = Callable[
@@ -153,8 +161,12 @@ class _Needs:
     text: list[StringKey] = field(default_factory=list)
 
 
-def _needs(key: SearchKey, out: _Needs) -> _Needs:
+def _needs(key: SearchKey, out: _Needs, answered: frozenset[StringKey] = frozenset()) -> _Needs:
+    """What the passes after the first must load; `answered`: string keys the
+    index decided for every message still undecided."""
     match key:
+        case StringKey() if key in answered:
+            pass
         case StringKey(field=f) if f in _TEXT_FIELDS:
             if key not in out.text:
                 out.text.append(key)
@@ -163,13 +175,30 @@ def _needs(key: SearchKey, out: _Needs) -> _Needs:
         case DateKey(field="SENT"):
             out.header = True
         case NotKey(key=inner):
-            _needs(inner, out)
+            _needs(inner, out, answered)
         case OrKey(left=left, right=right):
-            _needs(left, out)
-            _needs(right, out)
+            _needs(left, out, answered)
+            _needs(right, out, answered)
         case AndKey(keys=keys):
             for k in keys:
-                _needs(k, out)
+                _needs(k, out, answered)
+    return out
+
+
+def _string_keys(key: SearchKey, out: list[StringKey]) -> list[StringKey]:
+    """The keys an index may answer, each once, in the order written."""
+    match key:
+        case StringKey(field=f) if f in _TEXT_FIELDS or f in _HEADER_FIELDS:
+            if key not in out:
+                out.append(key)
+        case NotKey(key=inner):
+            _string_keys(inner, out)
+        case OrKey(left=left, right=right):
+            _string_keys(left, out)
+            _string_keys(right, out)
+        case AndKey(keys=keys):
+            for k in keys:
+                _string_keys(k, out)
     return out
 
 
@@ -191,12 +220,18 @@ class SearchEvaluator:
         saved: Sequence[UID],
         rev2: bool,
         text_search: TextSearch = scan_text,
+        use_index: bool = True,
+        index_min: int = INDEX_MIN,
     ) -> None:
         self.store = store
         self.view = view
         self.saved = frozenset(saved)
         self.rev2 = rev2
         self.text_search = text_search
+        # use_index=False reads every message (tests compare both ways).
+        self.use_index = use_index
+        self.index_min = index_min
+        self.indexed: dict[StringKey, TextMatches] = {}  # the index's answers
         self.exists = view.exists
         self.max_uid = int(view.max_uid())
         self.missing = False  # messages of the view the store no longer has
@@ -213,9 +248,14 @@ class SearchEvaluator:
                 continue
             candidates.append(_Candidate(seq, msg))
         del listed
-        needs = _needs(key, _Needs())
         matched: list[_Candidate] = []
         undecided = await self._pass(key, candidates, matched)
+        answered: frozenset[StringKey] = frozenset()
+        if undecided and await self._ask_index(key, undecided, len(undecided) == len(candidates)):
+            undecided = await self._pass(key, undecided, matched)
+            left = {c.msg.uid for c in undecided}
+            answered = frozenset(k for k, r in self.indexed.items() if not r.unindexed & left)
+        needs = _needs(key, _Needs(), answered)
         if undecided and needs.header:
             for i, cand in enumerate(undecided):
                 await self._load_headers(cand)
@@ -231,6 +271,30 @@ class SearchEvaluator:
             log.error("imap search: %d messages left undecided by %r", len(undecided), key)
         matched.sort(key=lambda c: c.seq)
         return [(c.seq, c.msg.uid) for c in matched]
+
+    async def _ask_index(self, key: SearchKey, undecided: list[_Candidate], whole: bool) -> bool:
+        """Fill `self.indexed` from the store's full-text index; False when
+        there is no index or nothing to ask it."""
+        store = self.store
+        if (
+            not self.use_index
+            or len(undecided) < self.index_min
+            or not isinstance(store, FullTextSearch)
+        ):
+            return False
+        # All of the view: no UID list to send (messages added since it was
+        # taken are not candidates and are never looked up).
+        uids = None if whole else [c.msg.uid for c in undecided]
+        for k in _string_keys(key, []):
+            try:
+                found = await store.search_text(self.view.id, k.field, k.value, uids)
+            except StoreError:
+                # Reading the messages still gives the answer.
+                log.exception("imap search: full-text index failed; reading messages")
+                return bool(self.indexed)
+            if found is not None:
+                self.indexed[k] = found
+        return bool(self.indexed)
 
     async def _pass(
         self, key: SearchKey, candidates: list[_Candidate], matched: list[_Candidate]
@@ -296,11 +360,15 @@ class SearchEvaluator:
                 if c.sent is None:
                     return None
                 return _date_matches(relation, c.sent, date)
-            case StringKey(field=f, value=value) if f in _TEXT_FIELDS:
-                if c.text is None:
-                    return None
-                return key in c.text
             case StringKey(field=f, value=value):
+                # (Hashing a key costs; the index's answers are looked up once.)
+                found = self.indexed.get(key) if self.indexed else None
+                if found is not None and msg.uid not in found.unindexed:
+                    return msg.uid in found.uids
+                if f in _TEXT_FIELDS:
+                    if c.text is None:
+                        return None
+                    return key in c.text
                 return self._header_matches(c, f.lower(), value)
             case HeaderKey(name=name, value=value):
                 return self._header_matches(c, name.lower(), value)

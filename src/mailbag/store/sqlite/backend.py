@@ -30,6 +30,12 @@ always see the latest commit. Change records of the other process are not seen
 (the feed is in-process). POP3 maildrop locks are in-process only (a set in
 this object): only the server process runs POP3 sessions.
 
+Full-text search (fts.py): the case-folded text SEARCH looks in is extracted
+with the facts in the parsing worker thread and stored in the unit that
+stores the content; a background thread (fts.TextIndexer) feeds it to an
+FTS5 trigram index through the writer. `search_text` (the
+store.interface.FullTextSearch capability) answers text keys from these.
+
 Reads: point lookups (and mailbox_status, which reads trigger-kept counters)
 run directly on the caller's thread with a per-thread read-only connection
 (~20 µs, against ~100 µs for a hop to a worker thread); scans whose size grows
@@ -67,6 +73,7 @@ from ..changes import (
     MessagesAdded,
     MessagesExpunged,
 )
+from ..interface import TextMatches
 from ..models import (
     DEFAULT_MAILBOXES,
     INBOX,
@@ -91,6 +98,7 @@ from ..models import (
     canonical_mailbox_name,
     normalize_flag,
 )
+from . import fts
 from .schema import DELETED_BIT, FLAG_BITS
 from .writer import Tx, Writer, as_store_error, connect
 
@@ -243,6 +251,7 @@ class _Prepared:
     cid: str
     data: bytes
     facts: str | None  # None: the content was stored already, facts not computed
+    texts: fts.Texts | None  # full-text columns; None when facts is, or without full_text
     flags: int
     keywords: str | None
     date: int
@@ -270,7 +279,13 @@ class SQLiteStore:
         busy_timeout: float = 10.0,
         max_batch: int = 512,
         blob_threads: int = 16,
+        full_text: bool = True,
+        fts_worker: bool = True,
     ) -> None:
+        """`full_text`: keep the text SEARCH looks in at delivery and answer
+        text keys from it (`search_text`); `fts_worker`: build the trigram
+        index in the background (off, stored text is searched with instr();
+        for tests)."""
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DB_NAME
         self.blobs = BlobStore(self.data_dir / "blobs")
@@ -288,6 +303,10 @@ class SQLiteStore:
         self._readers_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._maildrops: set[AccountID] = set()
+        self.full_text = full_text
+        self.fts_worker = fts_worker
+        self._indexer: fts.TextIndexer | None = None
+        self.text_searches = 0  # text keys answered by search_text; for tests and metrics
 
     # ---- lifecycle ----------------------------------------------------------
     @property
@@ -340,6 +359,14 @@ class SQLiteStore:
         self._lock_fd = fd
         self._writer = writer
         self._executor = ThreadPoolExecutor(self.blob_threads, thread_name_prefix="mailbag-blob")
+        if not self.full_text:
+            # Contents stored now get no text: whoever indexes next must look.
+            writer.run_blocking(
+                lambda tx: tx.conn.execute("UPDATE meta SET value = 0 WHERE key = 'text_backfill'")
+            )
+        elif self.fts_worker:
+            self._indexer = fts.TextIndexer(writer, self._q, self.blobs.read)
+            self._indexer.start()
         if self.swept and any(self.swept):
             log.warning(
                 "removed %d temp files and %d unreferenced message files left by a crash",
@@ -374,6 +401,9 @@ class SQLiteStore:
             conn.close()
 
     async def close(self) -> None:
+        indexer, self._indexer = self._indexer, None
+        if indexer is not None:
+            await asyncio.to_thread(indexer.stop)
         writer, self._writer = self._writer, None
         if writer is None:
             return
@@ -419,7 +449,16 @@ class SQLiteStore:
         return await asyncio.to_thread(fn, *args)
 
     async def _write(self, fn: Callable[[Tx], T], fresh: Iterable[str] = ()) -> T:
-        return await self._w().run(fn, fresh)
+        try:
+            return await self._w().run(fn, fresh)
+        finally:
+            self._kick()
+
+    def _kick(self) -> None:
+        # The unit may have added text rows or detached some from deleted
+        # contents: the full-text worker has work.
+        if self._indexer is not None:
+            self._indexer.kick()
 
     # ---- write helpers (run on the writer thread) ----------------------------
     @staticmethod
@@ -492,12 +531,25 @@ class SQLiteStore:
         # commit. Rare, so the work is done here rather than retried.
         if not self.blobs.has(item.cid, len(item.data)):
             self.blobs.put(item.cid, item.data)
-        facts = item.facts if item.facts is not None else encode_facts(compute_facts(item.data))
+        computed = None
+        if item.facts is not None:
+            facts = item.facts
+        else:
+            computed = compute_facts(item.data)
+            facts = encode_facts(computed)
+        texts = item.texts
+        if texts is None and self.full_text:
+            # The content was there when the request was prepared (so nothing
+            # was extracted) and went since: rare, so done here.
+            texts = fts.extract(item.data, computed)
         cur = tx.conn.execute(
             "INSERT INTO contents (cid, size, facts) VALUES (?, ?, ?)",
             (item.cid, len(item.data), facts),
         )
         assert cur.lastrowid is not None
+        if texts is not None:
+            # Same unit, same commit: stored text never lags its content.
+            fts.insert_text(tx.conn, cur.lastrowid, texts)
         return cur.lastrowid
 
     def _add_messages(
@@ -803,12 +855,17 @@ class SQLiteStore:
             kw = keywords_doc(keywords)
             if self._q("SELECT 1 FROM contents WHERE cid = ?", (cid,)):
                 given = encode_facts(req.facts) if req.facts is not None else None
-                out.append(_Prepared(cid, req.data, given, mask, kw, date, tz))
+                out.append(_Prepared(cid, req.data, given, None, mask, kw, date, tz))
                 continue
             facts = req.facts if req.facts is not None else compute_facts(req.data)
+            texts = None
+            if self.full_text:
+                # The text comes from facts computed here, never from facts a
+                # caller supplied: those are not checked against the bytes.
+                texts = fts.extract(req.data, facts if req.facts is None else None)
             self.blobs.put(cid, req.data)
             written.append(cid)
-            out.append(_Prepared(cid, req.data, encode_facts(facts), mask, kw, date, tz))
+            out.append(_Prepared(cid, req.data, encode_facts(facts), texts, mask, kw, date, tz))
         return out
 
     async def append(
@@ -842,7 +899,10 @@ class SQLiteStore:
             uids, _ = self._add_messages(tx, box, rows)
             return AppendResult(mailbox_id, box.uidvalidity, uids)
 
-        return await writer.run(unit, fresh=written)
+        try:
+            return await writer.run(unit, fresh=written)
+        finally:
+            self._kick()
 
     def _list(self, mailbox_id: MailboxID, uids: str | None) -> list[Message]:
         if uids is None:
@@ -990,6 +1050,33 @@ class SQLiteStore:
             return result
 
         return await self._write(unit)
+
+    # ---- full-text search (store.interface.FullTextSearch) -------------------
+    async def search_text(
+        self,
+        mailbox_id: MailboxID,
+        field: str,
+        needle: str,
+        uids: Iterable[UID] | None = None,
+    ) -> TextMatches | None:
+        if not self.full_text:
+            return None
+        self._w()
+        doc = None if uids is None else _uid_json(uids)
+        query = fts.plan(mailbox_id, field, needle, doc)
+        if query is None:
+            return None
+        rows = await self._in_thread(self._q, query.sql, query.params)
+        self.text_searches += 1
+        return TextMatches(
+            frozenset(UID(uid) for uid, hit in rows if hit),
+            frozenset(UID(uid) for uid, hit in rows if not hit),
+        )
+
+    def drain_text_index(self, timeout: float = 60.0) -> bool:
+        """Block until the background full-text worker has nothing left to do
+        (for tests and tools); False when it is not running or on timeout."""
+        return self._indexer is not None and self._indexer.drain(timeout)
 
     # ---- POP3 maildrop lock (in-process; see module docstring) ---------------
     def try_lock_maildrop(self, account_id: AccountID) -> bool:

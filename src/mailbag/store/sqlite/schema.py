@@ -9,8 +9,11 @@ columns/tables instead of reshaping these:
 - STATUS without a scan: `mailboxes` carries message/unseen/deleted/recent
   counts and the total size, kept exact by triggers on `messages`; the first
   unseen UID comes from a partial index. QUOTA (RFC 9208) sums `total_size` per account.
-- Full-text search: `contents` has an integer rowid an FTS5 table (trigram
-  tokenizer) can use as its external content key.
+- Full-text search (version 2, see fts.py): `content_text` holds, per
+  content, the case-folded text SEARCH looks in, written in the same
+  transaction as the content row; `content_fts` is an FTS5 trigram index
+  over it (external content) that a background worker fills, so delivery
+  does not pay for tokenizing.
 - Content is stored once: `contents.refcount` is kept by triggers on
   `messages`, and messages reference content by integer id (8 bytes a row
   instead of 64 hex digits). A content row is deleted in the same
@@ -23,7 +26,7 @@ import sqlite3
 
 from ...errors import StoreUnavailable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # System flags as bits of messages.flags, in models.SYSTEM_FLAGS order.
 FLAG_BITS: dict[str, int] = {
@@ -145,6 +148,79 @@ COMMIT;
 """
 
 
+# Version 2: the full-text index (fts.py explains the design).
+#
+# content_text.state: 0 = text stored, not yet in content_fts (searched with
+# instr()); 1 = in content_fts; 2 = no text kept (too big, or the text could
+# not be extracted): searched by reading the message.
+# A content row's deletion detaches its text row (content_id = NULL) when
+# the row is in content_fts, because removing it from an external-content
+# FTS5 index needs the indexed values and costs as much as adding it: the
+# background worker does that later. Rows not in content_fts just go.
+# AUTOINCREMENT: a text row's id is its FTS rowid and is never reused, so
+# postings not yet removed can never name a newer row.
+_V2 = """
+CREATE TABLE IF NOT EXISTS content_text (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    content_id INTEGER UNIQUE,            -- contents.id; NULL once it is deleted
+    state INTEGER NOT NULL,
+    chars INTEGER NOT NULL,               -- total length of the text columns
+    body TEXT NOT NULL,                   -- what SEARCH BODY looks in
+    headers TEXT NOT NULL,                -- with body, what SEARCH TEXT looks in
+    hfrom TEXT NOT NULL,                  -- decoded top-level fields, one value a line
+    hto TEXT NOT NULL,
+    hcc TEXT NOT NULL,
+    hbcc TEXT NOT NULL,
+    hsubject TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_text_todo ON content_text(id)
+    WHERE state = 0 OR content_id IS NULL;
+-- Covers the joins of a search (messages -> text row id and state), so
+-- they never touch the wide rows.
+CREATE INDEX IF NOT EXISTS content_text_state ON content_text(content_id, state);
+CREATE VIRTUAL TABLE IF NOT EXISTS content_fts USING fts5(
+    body, headers, hfrom, hto, hcc, hbcc, hsubject,
+    content = 'content_text', content_rowid = 'id',
+    tokenize = 'trigram case_sensitive 1'
+);
+CREATE TRIGGER IF NOT EXISTS contents_text_gone AFTER DELETE ON contents BEGIN
+    DELETE FROM content_text WHERE content_id = OLD.id AND state != 1;
+    UPDATE content_text SET content_id = NULL WHERE content_id = OLD.id;
+END;
+-- Contents stored before this version have no text row yet: fts.TextIndexer
+-- adds them in the background and sets this to 1 when none is left.
+INSERT OR REPLACE INTO meta (key, value) VALUES ('text_backfill', 0);
+UPDATE schema_version SET version = 2 WHERE version = 1;
+"""
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while this one waited for the lock.
+        if _version(conn) == 1:
+            for statement in _split(_V2):
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _split(script: str) -> list[str]:
+    """The statements of `script` (executescript would commit on its own)."""
+    out: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
+
+
 def _version(conn: sqlite3.Connection) -> int | None:
     row = conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
@@ -165,9 +241,17 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     if version is None:
         conn.executescript(_DDL)
         version = _version(conn)
+    if version == 1:
+        try:
+            _migrate_to_2(conn)
+        except sqlite3.OperationalError as e:
+            # FTS5 and its trigram tokenizer need SQLite >= 3.34 built with FTS5.
+            raise StoreUnavailable(
+                f"cannot create the full-text index (SQLite {sqlite3.sqlite_version}): {e}"
+            ) from e
+        version = _version(conn)
     if version != SCHEMA_VERSION:
-        # Migrations go here when SCHEMA_VERSION grows; a newer database than
-        # this code knows must not be written by it.
+        # A newer database than this code knows must not be written by it.
         raise StoreUnavailable(
             f"database schema version {version} is not supported "
             f"(this mailbag uses {SCHEMA_VERSION})"

@@ -21,10 +21,12 @@ meanwhile, and must then find the file.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +61,8 @@ class _Job(Generic[T]):
     # Blob files written for this unit before it was queued; when the unit
     # fails they may be referenced by nothing.
     fresh: tuple[str, ...] = ()
+    # For units submitted from a plain thread (run_blocking).
+    waiter: concurrent.futures.Future[T] | None = None
 
 
 _STOP = object()
@@ -104,8 +108,11 @@ class Writer:
         self.hub = hub
         self.busy_timeout = busy_timeout
         self.max_batch = max_batch
-        self.commits = 0  # batches committed; for tests and metrics
-        self.units = 0  # units committed
+        self.commits = 0  # batches with a caller's unit committed; for tests and metrics
+        self.units = 0  # callers' units committed (not run_blocking ones)
+        # time.monotonic() of the last batch with a caller's unit, so
+        # background work can tell whether it competes with deliveries.
+        self.foreground_at = 0.0
         self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -148,6 +155,19 @@ class Writer:
                 raise StoreUnavailable("store is closed")
             self._queue.put(job)
         return await future
+
+    def run_blocking(self, fn: Callable[[Tx], T]) -> T:
+        """`run` for a thread without an event loop (the full-text worker).
+
+        Such units publish no change records: they must not change what a
+        session can see.
+        """
+        waiter: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._submit_lock:
+            if self._closed:
+                raise StoreUnavailable("store is closed")
+            self._queue.put(_Job(fn, None, None, (), waiter))
+        return waiter.result()
 
     def discard(self, cids: Iterable[str]) -> None:
         """Remove these blob files unless a row references them (thread-safe)."""
@@ -267,8 +287,11 @@ class Writer:
                     except sqlite3.Error:
                         log.exception("rollback failed")
                 outcomes = [(job, None, None, aborted) for job, _, _, _ in outcomes]
-            else:
+            elif any(job.waiter is None for job in units):
+                # Background units (run_blocking) are not counted: these
+                # numbers describe the callers' group commits.
                 self.commits += 1
+                self.foreground_at = time.monotonic()
             for job, _, tx, _ in outcomes:
                 garbage.update(tx.garbage if tx is not None else job.fresh)
         # Files go before the callers hear back, so a caller that deleted the
@@ -276,7 +299,8 @@ class Writer:
         self._collect(conn, garbage)
         for job, result, tx, exc in outcomes:
             if tx is not None:
-                self.units += 1
+                if job.waiter is None:
+                    self.units += 1
                 self._resolve(job, result, tx.changes, None)
             else:
                 self._resolve(job, None, (), exc)
@@ -288,6 +312,12 @@ class Writer:
         changes: Iterable[Change],
         exc: BaseException | None,
     ) -> None:
+        if job.waiter is not None:
+            if exc is not None:
+                job.waiter.set_exception(exc)
+            else:
+                job.waiter.set_result(result)
+            return
         if job.loop is None or job.future is None:
             return
         try:
