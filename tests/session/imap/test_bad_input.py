@@ -107,3 +107,22 @@ def test_memory_bounded_under_junk(tmp_path: Path) -> None:
         usable(c)
         # 20 MB went through; the server never held more than a bounded buffer.
         assert after - before < 15_000, (before, after)  # KB
+
+
+def test_idle_outlives_command_timeout(tmp_path: Path) -> None:
+    """RFC 2177 §3 / RFC 9051 §5.4: an IDLE client may stay silent until the
+    autologout timer, not only for one command's time."""
+    with imap_support.server(tmp_path, command_timeout=0.5, imap_idle_timeout=3.0) as srv:
+        c = imap_support.connect(srv)
+        c.command("s SELECT INBOX")
+        c.send(b"i IDLE\r\n")
+        assert c.line().startswith("+ ")
+        c.nothing(wait=1.5)  # three command timeouts, still connected
+        c.send(b"DONE\r\n")
+        assert c.line().startswith("i OK")
+        c.send(b"j IDLE\r\n")
+        assert c.line().startswith("+ ")
+        deadline = time.monotonic() + 10
+        line = c.line()
+        assert line.startswith("* BYE"), line
+        assert time.monotonic() < deadline

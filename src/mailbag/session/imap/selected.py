@@ -90,7 +90,7 @@ class SelectedMailbox:
     ) -> None:
         self.mailbox = mailbox
         self.read_only = read_only
-        self._uids = array("L", uids)
+        self._uids = array("I", uids)  # UIDs are 32-bit (RFC 9051 §2.3.1.1)
         self._sub = subscription
         # UIDs >= this are \Recent for this session (rev1 only; None = none).
         self._recent = recent_from

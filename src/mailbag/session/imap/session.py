@@ -90,6 +90,10 @@ class IMAPSession:
     # ---- Session protocol ------------------------------------------------------
     @property
     def idle_timeout(self) -> float:
+        if self.pending is not None and self.pending.waits_for_client:
+            # IDLE: the client is allowed to stay silent until the autologout
+            # (RFC 2177 §3, RFC 9051 §5.4), not just for one command's time.
+            return self.ctx.config.imap_idle_timeout
         if not self.receiver.at_command_boundary:
             return self.ctx.config.command_timeout
         return self.ctx.config.imap_idle_timeout
@@ -430,6 +434,9 @@ def ordered_flags(flags: Iterable[str]) -> list[str]:
 
 class PendingCommand(Protocol):
     """A command that reads more client lines before it finishes."""
+
+    # True when the client may legitimately stay silent for long (IDLE).
+    waits_for_client: bool
 
     async def line(self, data: bytes) -> None: ...
 

@@ -133,6 +133,8 @@ async def handle_login(s: IMAPSession, cmd: c.LoginCommand) -> TaggedResponse:
 class _SASLExchange:
     """AUTHENTICATE as a PendingCommand: reads one raw line per challenge."""
 
+    waits_for_client = False
+
     def __init__(self, s: IMAPSession, tag: str, mech: Mechanism) -> None:
         self.s = s
         self.tag = tag

@@ -96,6 +96,8 @@ async def handle_check(s: IMAPSession, cmd: c.CheckCommand) -> TaggedResponse:
 class _Idle:
     """IDLE as a PendingCommand: pushes updates until the client sends DONE."""
 
+    waits_for_client = True
+
     def __init__(self, s: IMAPSession, tag: str) -> None:
         self.s = s
         self.tag = tag
