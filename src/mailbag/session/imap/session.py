@@ -10,7 +10,6 @@ OK (or raise IMAPError for NO/BAD).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterable, Iterable
 from typing import TYPE_CHECKING, Literal, Protocol, TypeGuard, cast
@@ -85,7 +84,7 @@ class IMAPSession:
         self._bad_count = 0
         # A command that waits for more client lines (AUTHENTICATE, IDLE).
         self.pending: PendingCommand | None = None
-        self._overlapped: list[tuple[AppendCommand, asyncio.Future[TaggedResponse]]] = []
+        self._overlapped: list[AppendCommand] = []
 
     # ---- Session protocol ------------------------------------------------------
     @property
@@ -132,10 +131,10 @@ class IMAPSession:
 
     # ---- pipelined APPENDs ---------------------------------------------------------
     # A client that pipelines APPENDs (LITERAL+) would otherwise wait for one
-    # commit per message. APPENDs already in the input run concurrently, so the
-    # store commits them together (group commit); their responses still go out
-    # in command order, each after the updates due before it. Nothing is
-    # acknowledged before its own commit.
+    # commit per message. APPENDs already in the input are collected and stored
+    # with one call per target mailbox (one commit, UIDs in the order sent);
+    # their responses go out in command order, each after the updates due
+    # before it. Nothing is acknowledged before its commit.
 
     def _overlappable(self, event: object) -> TypeGuard[AppendCommand]:
         return (
@@ -146,31 +145,19 @@ class IMAPSession:
         )
 
     def _start_overlapped(self, command: AppendCommand) -> None:
-        from .dispatch import TABLE
-
-        spec = TABLE[AppendCommand]
-
-        async def run() -> TaggedResponse:
-            try:
-                result = await spec.handler(self, command)
-            except IMAPError as e:
-                self._log_error(command.tag, spec.name, e.status, e.text)
-                return TaggedResponse(command.tag, e.status, e.text, e.code)
-            except StoreError as e:
-                status, code, text = store_error_status(e)
-                self._log_error(command.tag, spec.name, status, str(e))
-                return TaggedResponse(command.tag, status, text, code)
-            assert result is not None
-            return result
-
-        self._overlapped.append((command, asyncio.ensure_future(run())))
+        self._overlapped.append(command)
 
     async def _finish_overlapped(self) -> None:
+        if not self._overlapped:
+            return
         from .dispatch import TABLE
+        from .handlers.messages import append_batch
 
-        while self._overlapped:
-            command, task = self._overlapped.pop(0)
-            result = await task
+        commands, self._overlapped = self._overlapped, []
+        results = await append_batch(self, commands)
+        for command, result in zip(commands, results, strict=True):
+            if result.status != "OK":
+                self._log_error(command.tag, "APPEND", result.status, result.text)
             self._send_updates(TABLE[AppendCommand], command)
             self.send(result)
 
@@ -182,10 +169,7 @@ class IMAPSession:
         await self._bye("Server shutting down", ResponseCode("UNAVAILABLE"))
 
     async def connection_lost(self) -> None:
-        # Appends already started finish (they are durable once committed);
-        # nobody is left to tell, so only wait for them.
-        for _, task in self._overlapped:
-            await asyncio.wait([task])
+        # Queued APPENDs were never acknowledged: dropping them loses nothing.
         self._overlapped.clear()
         if self.pending is not None:
             await self.pending.cancel()

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ....errors import StoreError
 from ....proto.imap import commands as c
 from ....proto.imap.responses import (
     FetchResponse,
@@ -46,6 +47,7 @@ from ....store.models import (
     canonical_mailbox_name,
 )
 from ..errors import IMAPError
+from ..session import store_error_status
 
 if TYPE_CHECKING:
     from ..selected import SelectedMailbox
@@ -113,13 +115,52 @@ def _request(s: IMAPSession, message: c.AppendMessage) -> AppendRequest:
 
 
 async def handle_append(s: IMAPSession, cmd: c.AppendCommand) -> TaggedResponse:
-    box = await _target(s, cmd.mailbox)
-    requests = [_request(s, m) for m in cmd.messages]
-    # RFC 3502 §6.3.11: MULTIAPPEND is atomic; the store adds all or nothing.
-    result = await s.store.append(box.id, requests)
-    # RFC 4315 §3: APPENDUID <uidvalidity> <uid-set> (a set for MULTIAPPEND).
-    code = ResponseCode.appenduid(result.uidvalidity, _uid_set(result.uids))
-    return TaggedResponse(cmd.tag, "OK", "Append completed.", code)
+    return (await append_batch(s, [cmd]))[0]
+
+
+async def append_batch(s: IMAPSession, commands: list[c.AppendCommand]) -> list[TaggedResponse]:
+    """Run pipelined APPENDs with one store call per run of commands that target
+    the same mailbox: one commit for all of them (group commit), UIDs in the
+    order the client sent the messages. Returns the tagged response of each.
+
+    Each command is checked on its own first, so a bad one fails alone. A run is
+    atomic in the store (a superset of RFC 3502 §6.3.11's all-or-nothing for one
+    MULTIAPPEND): a store failure fails every command of the run, as it would
+    have failed each of them alone.
+    """
+    out: list[TaggedResponse | None] = [None] * len(commands)
+    ready: list[tuple[int, Mailbox, list[AppendRequest]]] = []
+    boxes: dict[str, Mailbox] = {}
+    for i, cmd in enumerate(commands):
+        try:
+            name = canonical_mailbox_name(cmd.mailbox)
+            box = boxes.get(name) or await _target(s, name)
+            boxes[name] = box
+            ready.append((i, box, [_request(s, m) for m in cmd.messages]))
+        except IMAPError as e:
+            out[i] = TaggedResponse(cmd.tag, e.status, e.text, e.code)
+    start = 0
+    while start < len(ready):
+        end = start + 1
+        while end < len(ready) and ready[end][1].id == ready[start][1].id:
+            end += 1
+        run = ready[start:end]
+        requests = [r for _, _, reqs in run for r in reqs]
+        try:
+            result = await s.store.append(run[0][1].id, requests)
+        except StoreError as e:
+            status, code, text = store_error_status(e)
+            for i, _, _ in run:
+                out[i] = TaggedResponse(commands[i].tag, status, text, code)
+        else:
+            uids = list(result.uids)
+            for i, _, reqs in run:
+                mine, uids = uids[: len(reqs)], uids[len(reqs) :]
+                # RFC 4315 §3: APPENDUID <uidvalidity> <uid-set> (a set for MULTIAPPEND).
+                code = ResponseCode.appenduid(result.uidvalidity, _uid_set(mine))
+                out[i] = TaggedResponse(commands[i].tag, "OK", "Append completed.", code)
+        start = end
+    return [r for r in out if r is not None]
 
 
 # ---- STORE ----------------------------------------------------------------------------------
