@@ -30,20 +30,17 @@ Dovecot 2.3 has no IMAP4rev2, so both speak IMAP4rev1.
 from __future__ import annotations
 
 import difflib
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import imap_wire as w
 import pytest
 
 from mailbag.testing.dovecot import PrivateDovecot, dovecot_binary
 from mailbag.testing.process import ServeProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import imap_wire as w
 
 pytestmark = pytest.mark.slow
 

@@ -14,17 +14,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import imap_wire as w
 import pytest
 
 from mailbag.testing.process import ServeProcess
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import imap_wire as w
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-try:
-    from .pop3_helpers import ADDRESS, PASSWORD, USER, POP3Env, pop3_server, wait_until
-except ImportError:  # tests/session is not a package: imported from sys.path
-    from pop3_helpers import ADDRESS, PASSWORD, USER, POP3Env, pop3_server, wait_until
+from pop3_helpers import ADDRESS, PASSWORD, USER, POP3Env, pop3_server, wait_until
 
 
 def b64(data: str) -> str:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import poplib
 from pathlib import Path
 
-try:
-    from .pop3_helpers import PASSWORD, USER, pop3_server
-except ImportError:  # tests/session is not a package: imported from sys.path
-    from pop3_helpers import PASSWORD, USER, pop3_server
+from pop3_helpers import PASSWORD, USER, pop3_server
 
 MESSAGES = [
     b"From: a@example.net\r\nSubject: first\r\n\r\nHello.\r\n",

@@ -9,11 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-try:
-    from .pop3_helpers import PASSWORD, USER, POP3Env, pop3_server
-except ImportError:  # tests/session is not a package: imported from sys.path
-    from pop3_helpers import PASSWORD, USER, POP3Env, pop3_server
+from pop3_helpers import PASSWORD, USER, POP3Env, pop3_server
 
 MESSAGE = b"Subject: tls\r\n\r\n.over TLS\r\n"
 

@@ -9,14 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pop3_helpers import ADDRESS, POP3Env, pop3_server
 
 from mailbag.session.pop3.session import READ_CHUNK
 from mailbag.store.models import SEEN
-
-try:
-    from .pop3_helpers import ADDRESS, POP3Env, pop3_server
-except ImportError:  # tests/session is not a package: imported from sys.path
-    from pop3_helpers import ADDRESS, POP3Env, pop3_server
 
 M1 = b"From: a@example.net\r\nSubject: one\r\n\r\nFirst message.\r\n"
 # Lines starting with "." must be byte-stuffed on the wire (RFC 1939 §3).

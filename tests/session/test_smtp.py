@@ -10,35 +10,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from smtp_support import (
+    EHLO_REPLY,
+    HOST,
+    Client,
+    delete_account,
+    inbox,
+    running,
+    split_trace,
+    start_server,
+    transcript,
+)
 
 from mailbag.session.delivery import RecipientResult
 from mailbag.session.smtp.session import MAX_ERRORS, fold_results
 from mailbag.testing.server import ServerThread
-
-try:
-    from .smtp_support import (
-        EHLO_REPLY,
-        HOST,
-        Client,
-        delete_account,
-        inbox,
-        running,
-        split_trace,
-        start_server,
-        transcript,
-    )
-except ImportError:  # tests/session is not a package: imported from sys.path
-    from smtp_support import (
-        EHLO_REPLY,
-        HOST,
-        Client,
-        delete_account,
-        inbox,
-        running,
-        split_trace,
-        start_server,
-        transcript,
-    )
 
 SIZE = 50 * 1024 * 1024
 GREETING = f"S: 220 {HOST} ESMTP mailbag"

@@ -6,10 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-try:
-    from . import imap_support
-except ImportError:  # tests/session/imap is not a package: imported from sys.path
-    import imap_support  # type: ignore[no-redef]
+import imap_support
 
 
 def test_pipelined_appends_keep_order_and_fail_alone(tmp_path: Path) -> None:

@@ -8,10 +8,7 @@ import resource
 import time
 from pathlib import Path
 
-try:
-    from . import imap_support
-except ImportError:  # tests/session/imap is not a package: imported from sys.path
-    import imap_support  # type: ignore[no-redef]
+import imap_support
 
 
 def usable(client: imap_support.Client) -> None:

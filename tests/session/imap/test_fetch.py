@@ -22,34 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fetch_search_support import (
+    CORPUS,
+    corpus,
+    expunge_elsewhere,
+    fetches,
+    odd_facts_messages,
+    raw,
+    tagged,
+    text,
+)
+from imap_support import connect, server, transcript
 
 from mailbag.session.imap.bodydata import Base64Stream, QPStream
 from mailbag.store.models import AppendRequest
-
-try:
-    from .fetch_search_support import (
-        CORPUS,
-        corpus,
-        expunge_elsewhere,
-        fetches,
-        odd_facts_messages,
-        raw,
-        tagged,
-        text,
-    )
-    from .imap_support import connect, server, transcript
-except ImportError:  # tests/session/imap is not a package: imported from sys.path
-    from fetch_search_support import (
-        CORPUS,
-        corpus,
-        expunge_elsewhere,
-        fetches,
-        odd_facts_messages,
-        raw,
-        tagged,
-        text,
-    )
-    from imap_support import connect, server, transcript
 
 NAMES = sorted(p.stem for p in CORPUS.glob("*.eml"))
 EXPECTED = CORPUS / "dovecot-2.3.19"

@@ -12,34 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from imap_support import (
+    Client,
+    add_messages,
+    connect,
+    fresh_user,
+    mailbox_names,
+    make_message,
+    server,
+    store_messages,
+    transcript,
+)
 
 from mailbag.store.models import AppendRequest
 from mailbag.testing.server import ServerThread
-
-try:
-    from .imap_support import (
-        Client,
-        add_messages,
-        connect,
-        fresh_user,
-        mailbox_names,
-        make_message,
-        server,
-        store_messages,
-        transcript,
-    )
-except ImportError:  # tests/session/imap is not a package: imported from sys.path
-    from imap_support import (
-        Client,
-        add_messages,
-        connect,
-        fresh_user,
-        mailbox_names,
-        make_message,
-        server,
-        store_messages,
-        transcript,
-    )
 
 DEFAULTS_LIST = """
 S: * LIST (\\HasNoChildren) "/" INBOX

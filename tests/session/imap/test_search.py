@@ -10,15 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
+from fetch_search_support import corpus, expunge_elsewhere, odd_facts_messages, raw, tagged
+from imap_support import connect, server, transcript
 
 from mailbag.store.models import AppendRequest
-
-try:
-    from .fetch_search_support import corpus, expunge_elsewhere, odd_facts_messages, raw, tagged
-    from .imap_support import connect, server, transcript
-except ImportError:  # tests/session/imap is not a package: imported from sys.path
-    from fetch_search_support import corpus, expunge_elsewhere, odd_facts_messages, raw, tagged
-    from imap_support import connect, server, transcript
 
 
 def _tz(hours: float) -> dt.timezone:

@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fetch_search_support import CORPUS, corpus, raw, tagged
+from imap_support import add_messages, add_user, connect
+
 from mailbag.proto.imap.search import (
     AndKey,
     FlagKey,
@@ -37,13 +40,6 @@ from mailbag.store.models import INBOX, AppendRequest, FlagOp, Mailbox
 from mailbag.store.sqlite import fts
 from mailbag.store.sqlite.backend import SQLiteStore
 from mailbag.testing.server import ServerThread
-
-try:
-    from .fetch_search_support import CORPUS, corpus, raw, tagged
-    from .imap_support import add_messages, add_user, connect
-except ImportError:  # tests/session/imap is not a package: imported from sys.path
-    from fetch_search_support import CORPUS, corpus, raw, tagged
-    from imap_support import add_messages, add_user, connect
 
 FIELDS = ("BODY", "TEXT", "FROM", "TO", "CC", "BCC", "SUBJECT")
 _ONLY_IMAP: dict[str, int | None] = dict.fromkeys(("smtp", "lmtp", "pop3", "pop3s", "imaps"))
