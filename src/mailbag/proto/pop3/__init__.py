@@ -21,6 +21,8 @@ from .responses import (
     multiline,
     ok,
     stuff_message,
+    stuff_whole,
+    top_part,
 )
 
 __all__ = [
@@ -42,4 +44,6 @@ __all__ = [
     "parse_command",
     "parse_number",
     "stuff_message",
+    "stuff_whole",
+    "top_part",
 ]

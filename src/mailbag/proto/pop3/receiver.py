@@ -142,7 +142,7 @@ def parse_command(line: bytes) -> Command | BadLine:
         return BadLine("empty command" if not text.strip() else "command must start with a keyword")
     if not keyword.isascii() or not keyword.isprintable():
         return BadLine("invalid command keyword")
-    args = tuple(a for a in rest.split(" ") if a)
+    args = tuple(filter(None, rest.split(" ")))
     return Command(keyword.upper(), args, rest)
 
 

@@ -66,6 +66,15 @@ def multiline(first: bytes, lines: Iterable[str | bytes]) -> bytes:
 # ---- message content -------------------------------------------------------
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+# The same bare LF, written with the "\n" first: the regex engine then skips
+# to each LF at C speed (about 3x faster than the form above; sre's
+# lookbehind also sees the bytes before `pos`).
+_BARE_LF_AT = re.compile(rb"\n(?<!\r\n)")
+# The first place that needs work when stuffing: a line starting with "."
+# (RFC 1939 §3) or a bare LF. Most stored mail has neither, and one search
+# proves it: one C-speed pass, where `count` + `count` + `replace` took three
+# slower ones.
+_DOT_OR_BARE_LF = re.compile(rb"\n(?:\.|(?<!\r\n))")
 
 
 def message_size(data: bytes) -> int:
@@ -103,10 +112,14 @@ class DotStuffer:
             self._held_cr = True
         if not chunk:
             return b""
-        # The store keeps CRLF line ends, so the regex is only needed when the
-        # counts say a bare LF is present (two C-speed passes instead of a regex).
-        out = chunk if chunk.count(b"\n") == chunk.count(CRLF) else _BARE_LF.sub(CRLF, chunk)
-        out = out.replace(b"\n.", b"\n..")
+        # The store keeps CRLF line ends: one search usually shows there is
+        # nothing to change (see _DOT_OR_BARE_LF).
+        out = chunk
+        hit = _DOT_OR_BARE_LF.search(chunk)
+        if hit is not None:
+            if _BARE_LF_AT.search(chunk, hit.start()) is not None:
+                out = _BARE_LF.sub(CRLF, chunk)
+            out = out.replace(b"\n.", b"\n..")
         if self._at_line_start and out.startswith(b"."):
             out = b"." + out
         self._at_line_start = out.endswith(b"\n")
@@ -177,3 +190,62 @@ class TopLimiter:
             # Blank so far only if every byte is the single CR of a CRLF.
             self._blank = before + len(segment) == 1 and segment == b"\r"
         self._line_len += len(segment)
+
+
+# ---- whole messages in hand (the common case: RETR/TOP of mail under READ_CHUNK) ----
+
+_CRLF_TERMINATOR = CRLF + TERMINATOR
+
+
+def stuff_whole(data: bytes) -> tuple[bytes, bytes]:
+    """`stuff_message(data)` in two parts, the stuffed message and its end:
+    joined they are the same octets, kept apart so the caller need not copy
+    the message once more to append a few bytes.
+
+    Stored mail has CRLF line ends, so a message usually has no bare LF and no
+    lone CR at its end, and most have no line starting with ".": then one
+    search proves there is nothing to change and the message goes out as
+    read, uncopied. Lines starting with "." (RFC 1939 §3) cost one `replace`;
+    a bare LF or a final lone CR sends the message down the general
+    `DotStuffer` path.
+    """
+    if not data.endswith(b"\r"):
+        hit = _DOT_OR_BARE_LF.search(data)
+        body = data
+        if hit is not None and _BARE_LF_AT.search(data, hit.start()) is None:
+            # No bare LF: every line after the first starts right after a CRLF.
+            body = data.replace(b"\r\n.", b"\r\n..")
+            hit = None
+        if hit is None:
+            if body.startswith(b"."):
+                body = b"." + body
+            return body, TERMINATOR if not body or body.endswith(b"\n") else _CRLF_TERMINATOR
+    stuffer = DotStuffer()
+    return stuffer.feed(data), stuffer.finish()
+
+
+def top_part(data: bytes, body_lines: int) -> bytes:
+    """What `TopLimiter(body_lines)` keeps of a whole message (TOP, RFC 1939 §7),
+    found with C-speed searches instead of a Python loop over header lines.
+
+    The searches assume CRLF line ends; they give TopLimiter's cut exactly
+    when the part they keep has no bare LF (then the first empty line is the
+    first CRLF CRLF, or a CRLF at the very start), which is checked. A part
+    with a bare LF is cut by TopLimiter itself.
+    """
+    if data.startswith(CRLF):
+        end = 2
+    else:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            end += 4
+    remaining = body_lines
+    while end >= 0 and remaining > 0:
+        end = data.find(b"\n", end)
+        if end >= 0:
+            end += 1
+        remaining -= 1
+    part = data if end < 0 else data[:end]
+    if _BARE_LF_AT.search(part) is None:
+        return part
+    return TopLimiter(body_lines).feed(data)
