@@ -264,8 +264,9 @@ class Target:
 class MailbagTarget(Target):
     name = "mailbag"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, event_loop: str = "asyncio") -> None:
         self.data_dir = root / "mailbag"
+        self.event_loop = event_loop
         # Server defaults, except: a session in IDLE is logged out after
         # command_timeout (300 s), not the 30-minute autologout (RFC 9051 §5.4,
         # RFC 2177 §3); setting up 10,000 idle sessions takes longer than that.
@@ -287,7 +288,9 @@ class MailbagTarget(Target):
 
     def _serve(self) -> ServeProcess:
         return ServeProcess(
-            self.data_dir, extra_args=["--log-level", "WARNING"], config=self.config
+            self.data_dir,
+            extra_args=["--log-level", "WARNING", "--event-loop", self.event_loop],
+            config=self.config,
         ).start()
 
     def restart(self) -> None:
@@ -1098,6 +1101,12 @@ def main() -> int:
         help=f"comma-separated phases (default all: {','.join(PHASES)})",
     )
     ap.add_argument("--mailbag-only", action="store_true")
+    ap.add_argument(
+        "--event-loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="mailbag's event loop (`mailbag serve --event-loop`)",
+    )
     ap.add_argument("--big", action="store_true", help="100k-message variant, mailbag only")
     ap.add_argument("--dovecot-plain", action="store_true", help="Dovecot with {PLAIN} passwords")
     ap.add_argument("--seed", type=int, default=42)
@@ -1134,7 +1143,7 @@ def main() -> int:
     run.log(f"corpus: {args.messages} messages, {mb:.1f} MB in {time.perf_counter() - t0:.1f} s")
 
     with tempfile.TemporaryDirectory(prefix="mailbag-bench-") as tmp:
-        targets: list[Callable[[], Target]] = [lambda: MailbagTarget(Path(tmp))]
+        targets: list[Callable[[], Target]] = [lambda: MailbagTarget(Path(tmp), args.event_loop)]
         ks = [k_mailbag]
         if not args.mailbag_only:
             if dovecot_binary():
@@ -1167,7 +1176,8 @@ def main() -> int:
     servers = " vs ".join(run.results)
     idle = f"K={k_mailbag}" + ("" if args.mailbag_only else f"/{args.idle}")
     print(
-        f"\n{servers}: N={args.messages} messages ({mb:.1f} MB); phases {','.join(args.only)}"
+        f"\n{servers}: N={args.messages} messages ({mb:.1f} MB); mailbag on {args.event_loop};"
+        f" phases {','.join(args.only)}"
         + (f"; {idle} idle" if "idle" in args.only else "")
         + (
             f"; mix {args.mix_clients} clients x {args.mix_seconds:g} s"
@@ -1185,6 +1195,7 @@ def main() -> int:
             json.dumps(
                 {
                     "messages": args.messages,
+                    "event_loop": args.event_loop,
                     "MB": mb,
                     "idle": {"mailbag": k_mailbag, "dovecot": args.idle},
                     "phases": list(args.only),

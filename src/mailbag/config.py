@@ -64,6 +64,8 @@ class Config:
     auth_penalty_base: float = 2.0
     auth_penalty_max: float = 15.0
     log_level: str = "INFO"
+    # "asyncio" (the standard loop) or "uvloop" (optional extra `mailbag[uvloop]`).
+    event_loop: str = "asyncio"
 
     def with_overrides(self, **kw: Any) -> Config:
         return replace(self, **kw)
@@ -99,12 +101,15 @@ def _expect(value: object, kind: type | tuple[type, ...], where: str, what: str)
     return value
 
 
+EVENT_LOOPS = ("asyncio", "uvloop")
+
 _SCHEMA: dict[str, dict[str, str]] = {
     "server": {
         "host": "host",
         "hostname": "hostname",
         "data_dir": "data_dir",
         "log_level": "log_level",
+        "event_loop": "event_loop",
     },
     "listeners": {p: p for p in PROTOCOLS},
     "tls": {
@@ -193,6 +198,10 @@ def _convert(name: str, value: Any, where: str) -> Any:
             raise ConfigError(
                 f"{where}: expected one of {', '.join(POP3_DELETE_MODES)}, got {value!r}"
             )
+        return value
+    if name == "event_loop":
+        if value not in EVENT_LOOPS:
+            raise ConfigError(f"{where}: expected one of {', '.join(EVENT_LOOPS)}, got {value!r}")
         return value
     if name == "log_level":
         v = _expect(value, str, where, "a log level").upper()

@@ -119,6 +119,7 @@ def test_port_off_and_taken_port(tmp_path: Path) -> None:
         ("[listeners]\nsmtp = 'abc'\n", b"[listeners] smtp: expected a port number"),
         ("[limits]\nmax_message_size = -1\n", b"[limits] max_message_size"),
         ("[pop3]\ndelete_mode = 'sometimes'\n", b"[pop3] delete_mode: expected one of"),
+        ("[server]\nevent_loop = 'trio'\n", b"[server] event_loop: expected one of"),
         ("[server]\nfoo = 1\n", b"[server] foo: unknown key"),
         ("[nosuch]\n", b"unknown section [nosuch]"),
         ("[tls]\ncert = '/x.pem'\n", b"cert and key must be given together"),
@@ -205,3 +206,37 @@ def test_serve_refuses_to_start_twice_on_same_port(tmp_path: Path) -> None:
         server = ServeProcess(tmp_path / "d", ports={"pop3": str(port)})
         with pytest.raises(RuntimeError, match="already in use"):
             server.start()
+
+
+def test_serve_on_uvloop(tmp_path: Path) -> None:
+    """The optional uvloop event loop (issue 4 measures on both loops): every
+    protocol works on it, STARTTLS and IDLE included, and it stops cleanly."""
+    import imaplib
+    import smtplib
+    import ssl
+
+    pytest.importorskip("uvloop")
+    server = ServeProcess(tmp_path / "d", extra_args=["--event-loop", "uvloop"]).start()
+    try:
+        server.add_user("alice", PW.decode().strip())
+        with smtplib.SMTP("127.0.0.1", server.port("smtp"), timeout=10) as smtp:
+            smtp.sendmail(
+                "bob@example.org", ["alice@localhost"], b"Subject: on uvloop\r\n\r\nhi\r\n"
+            )
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        imap = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=10)
+        imap.starttls(context)
+        imap.login("alice", PW.decode().strip())
+        imap.select("INBOX")
+        typ, data = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert typ == "OK" and b"Subject: on uvloop" in data[0][1]  # type: ignore[index]
+        imap.logout()
+        pop = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=10)
+        pop.user("alice")
+        pop.pass_(PW.decode().strip())
+        assert pop.stat()[0] == 1
+        pop.quit()
+    finally:
+        assert server.stop() == 0, server.log()[-2000:]

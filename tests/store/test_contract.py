@@ -11,21 +11,33 @@ from mailbag.store.memory.backend import MemoryStore
 from mailbag.store.models import ContentID
 from mailbag.store.sqlite.backend import SQLiteStore
 
+# "sqlite" as configured by default: message bytes in the database up to
+# blobs.indb.IN_DB_MAX, bigger ones in files. "sqlite-files": every content
+# a file, as in a store written before schema version 4.
 FEATURES: dict[str, frozenset[str]] = {
     "memory": frozenset(),
-    "sqlite": frozenset({contract.PERSISTENT, contract.BLOB_FILES}),
+    "sqlite": frozenset({contract.PERSISTENT}),
+    "sqlite-files": frozenset({contract.PERSISTENT, contract.BLOB_FILES}),
 }
+
+
+def files_only(data: Path) -> SQLiteStore:
+    store = SQLiteStore(data)
+    store.blobs.in_db_max = 0
+    return store
 
 
 def make_harness(backend: str, tmp_path: Path) -> contract.Harness:
     if backend == "memory":
         return contract.Harness("memory", MemoryStore, FEATURES[backend])
     data = tmp_path / "data"
+    if backend == "sqlite":
+        return contract.Harness("sqlite", lambda: SQLiteStore(data), FEATURES[backend])
 
     def blob_path(cid: ContentID) -> Path:
         return SQLiteStore(data).blobs.path(cid)
 
-    return contract.Harness("sqlite", lambda: SQLiteStore(data), FEATURES[backend], blob_path)
+    return contract.Harness("sqlite", lambda: files_only(data), FEATURES[backend], blob_path)
 
 
 # Only the checks a backend can run: a persistence check has nothing to say

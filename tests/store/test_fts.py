@@ -464,7 +464,11 @@ def test_migration_builds_the_index_for_existing_messages(tmp_path: Path) -> Non
             assert conn.execute("SELECT count(*) FROM content_text").fetchone() == (0,)
             # Back to what version 1 had.
             conn.executescript(
-                "DROP TRIGGER contents_text_gone; DROP TABLE content_fts;"
+                "DROP TRIGGER contents_headers_gone; DROP TABLE content_headers;"
+                " ALTER TABLE contents DROP COLUMN imap_envelope;"
+                " ALTER TABLE contents DROP COLUMN imap_body;"
+                " ALTER TABLE contents DROP COLUMN imap_bodystructure;"
+                " DROP TRIGGER contents_text_gone; DROP TABLE content_fts;"
                 " DROP TABLE content_text; DELETE FROM meta WHERE key = 'text_backfill';"
                 " UPDATE schema_version SET version = 1;"
             )
@@ -486,7 +490,7 @@ def test_migration_builds_the_index_for_existing_messages(tmp_path: Path) -> Non
                 assert conn.execute(
                     "SELECT value FROM meta WHERE key = 'text_backfill'"
                 ).fetchone() == (1,)
-                assert conn.execute("SELECT version FROM schema_version").fetchone() == (2,)
+                assert conn.execute("SELECT version FROM schema_version").fetchone() == (4,)
         finally:
             await store.close()
 

@@ -42,8 +42,12 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-async def opened(path: Path, **kw: float) -> SQLiteStore:
+async def opened(path: Path, *, files_only: bool = False, **kw: float) -> SQLiteStore:
     store = SQLiteStore(path, **kw)  # type: ignore[arg-type]
+    if files_only:
+        # Every content a file, as in a store written before schema version 4
+        # (small contents are otherwise kept in the database: blobs/indb.py).
+        store.blobs.in_db_max = 0
     await store.open()
     return store
 
@@ -121,7 +125,7 @@ def test_failing_unit_rolls_back_alone(tmp_path: Path) -> None:
 
 def test_crash_leftovers_swept_on_open(tmp_path: Path) -> None:
     async def setup() -> str:
-        store = await opened(tmp_path)
+        store = await opened(tmp_path, files_only=True)
         _, inbox = await user(store)
         await store.append(inbox.id, [AppendRequest(message(1))])
         (msg,) = await store.list_messages(inbox.id)
@@ -141,7 +145,7 @@ def test_crash_leftovers_swept_on_open(tmp_path: Path) -> None:
     temp.write_bytes(orphan_data[:10])
 
     async def reopen() -> None:
-        store = await opened(tmp_path)
+        store = await opened(tmp_path, files_only=True)
         try:
             assert store.swept == (1, 1)
             assert store.verify() == ([], [])
@@ -383,7 +387,7 @@ def test_delete_and_readd_same_content_in_one_batch(tmp_path: Path) -> None:
 
 def test_identical_content_is_one_file(tmp_path: Path) -> None:
     async def go() -> None:
-        store = await opened(tmp_path)
+        store = await opened(tmp_path, files_only=True)
         try:
             acct, inbox = await user(store)
             data = message(1, body_size=2000)
@@ -404,7 +408,7 @@ def test_identical_content_is_one_file(tmp_path: Path) -> None:
 
 def test_one_message_to_many_recipients_is_one_file(tmp_path: Path) -> None:
     async def go() -> None:
-        store = await opened(tmp_path)
+        store = await opened(tmp_path, files_only=True)
         try:
             boxes = [(await user(store, f"u{n}@example.org"))[1] for n in range(20)]
             data = message(1, body_size=3000)
@@ -426,7 +430,7 @@ def test_one_message_to_many_recipients_is_one_file(tmp_path: Path) -> None:
 
 def test_files_and_database_settings(tmp_path: Path) -> None:
     async def go() -> None:
-        store = await opened(tmp_path)
+        store = await opened(tmp_path, files_only=True)
         try:
             _, inbox = await user(store)
             await store.append(inbox.id, [AppendRequest(message(1))])
@@ -492,6 +496,58 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         store = SQLiteStore(tmp_path)
         with pytest.raises(StoreUnavailable, match="schema version 99"):
             await store.open()
+
+    run(go)
+
+
+def test_version_2_database_is_brought_to_3(tmp_path: Path) -> None:
+    """Contents stored before version 3 have no FETCH forms (get_forms leaves
+    them out, get_facts has none) and get their header row from content_text;
+    contents stored after have both."""
+    from mailbag.message import compute_facts
+
+    old_msg = b"From: Ann <ann@example.org>\r\nSubject: Old news\r\n\r\nbody\r\n"
+    new_msg = b"From: Bob <bob@example.org>\r\nSubject: New news\r\n\r\nbody\r\n"
+
+    async def setup() -> str:
+        store = await opened(tmp_path, fts_worker=False)
+        _acct, box = await user(store)
+        r = await store.append(box.id, [AppendRequest(old_msg)])
+        (m,) = await store.list_messages(box.id, r.uids)
+        await store.close()
+        return m.content_id
+
+    old_cid = run(setup)
+    with sqlite3.connect(tmp_path / "mailbag.db") as conn:
+        conn.executescript(
+            "DROP TRIGGER contents_headers_gone; DROP TABLE content_headers;"
+            " ALTER TABLE contents DROP COLUMN imap_envelope;"
+            " ALTER TABLE contents DROP COLUMN imap_body;"
+            " ALTER TABLE contents DROP COLUMN imap_bodystructure;"
+            " UPDATE schema_version SET version = 2;"
+        )
+
+    async def go() -> None:
+        store = await opened(tmp_path, fts_worker=False)
+        try:
+            acct = await store.get_account("alice@example.org")
+            assert acct is not None
+            box = await store.get_mailbox(acct.id, INBOX)
+            assert box is not None
+            r = await store.append(box.id, [AppendRequest(new_msg)])
+            (m,) = await store.list_messages(box.id, r.uids)
+            forms = await store.get_forms([old_cid, m.content_id])  # type: ignore[list-item]
+            assert list(forms) == [m.content_id]
+            assert forms[m.content_id] == compute_facts(new_msg).forms
+            assert (await store.get_facts(old_cid)).forms is None  # type: ignore[arg-type]
+            got = await store.search_text(box.id, "FROM", "ann")
+            assert got is not None and got.uids == {1} and not got.unindexed
+            got = await store.search_text(box.id, "SUBJECT", "news")
+            assert got is not None and got.uids == {1, 2} and not got.unindexed
+        finally:
+            await store.close()
+        with sqlite3.connect(tmp_path / "mailbag.db") as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchone() == (4,)
 
     run(go)
 

@@ -16,7 +16,7 @@ import click
 
 from ..auth.addresses import BadAddress, domain_of, normalize_address
 from ..auth.passwords import hash_password
-from ..config import PROTOCOLS, Config, load_config, parse_port
+from ..config import EVENT_LOOPS, PROTOCOLS, Config, load_config, parse_port
 from ..errors import AlreadyExists, ConfigError, MailbagError, NotFound
 from ..store.interface import Store
 
@@ -150,16 +150,27 @@ def _port_options(f: Callable[..., Any]) -> Callable[..., Any]:
     default=None,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--event-loop",
+    default=None,
+    type=click.Choice(list(EVENT_LOOPS)),
+    help="asyncio (default) or uvloop (pip install 'mailbag[uvloop]').",
+)
 def serve(
     config_path: Path | None,
     data_dir: Path | None,
     host: str | None,
     log_level: str | None,
+    event_loop: str | None,
     **ports: Any,
 ) -> None:
     """Run the mail server until SIGTERM or SIGINT."""
     cfg = build_config(
-        config_path, data_dir, host=host, log_level=log_level.upper() if log_level else None
+        config_path,
+        data_dir,
+        host=host,
+        log_level=log_level.upper() if log_level else None,
+        event_loop=event_loop,
     )
     port_map = dict(cfg.ports)
     for proto in PROTOCOLS:
@@ -169,8 +180,19 @@ def serve(
     cfg = replace(cfg, ports=port_map)
     setup_logging(cfg.log_level)
     prepare_data_dir(cfg.data_dir)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if cfg.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            fail(
+                "event_loop uvloop: uvloop is not installed (pip install 'mailbag[uvloop]')",
+                EX_CONFIG,
+            )
+        loop_factory = uvloop.new_event_loop
     try:
-        code = asyncio.run(_serve(cfg))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            code = runner.run(_serve(cfg))
     except ConfigError as e:
         fail(str(e), EX_CONFIG)
     except KeyboardInterrupt:

@@ -11,7 +11,9 @@
   (BODY[HEADER] is data[:header_size], BODY[TEXT] data[header_size:]);
 * `body_lines` — LF count of the top-level body;
 * `header_fields` — decoded values of the headers SEARCH/SORT/THREAD use;
-* `sent_date` — the first Date: header as an aware datetime, or None.
+* `sent_date` — the first Date: header as an aware datetime, or None;
+* `forms` — ENVELOPE, BODY and BODYSTRUCTURE serialised for IMAP, when they
+  are the same for every client (`mailbag.proto.imap.structures`).
 
 All strings in envelope/bodystructure are `str` that may carry undecodable
 bytes as lone surrogates; `mailbag.message.headers.wire(s)` gives the octets
@@ -26,9 +28,10 @@ import datetime as dt
 import email.utils
 import logging
 
-from ..store.models import MessageFacts
+from ..proto.imap.structures import response_forms
+from ..store.models import MessageFacts, ResponseForms
 from . import mime
-from .bodystructure import bodystructure
+from .bodystructure import body_from_bodystructure, bodystructure, rev1
 from .envelope import envelope
 from .headers import decode_value, indexed_fields, split_header
 from .sections import part_tree
@@ -55,15 +58,23 @@ def parse_date(raw: str | bytes | None) -> dt.datetime | None:
 def _compute(data: bytes) -> MessageFacts:
     root = mime.split(data)
     fields = indexed_fields(root.fields)
+    env = envelope(root.fields)
+    bs = bodystructure(root, data)
     return MessageFacts(
-        envelope=envelope(root.fields),
-        bodystructure=bodystructure(root, data),
+        envelope=env,
+        bodystructure=bs,
         header_size=root.body_start,
         body_lines=data.count(b"\n", root.body_start),
         header_fields=fields,
         sent_date=parse_date(fields.get("date")),
         parts=part_tree(root, data),
+        forms=forms_of(env, bs),
     )
+
+
+def forms_of(env: object, bs: object) -> ResponseForms | None:
+    forms = response_forms(env, bs, body_from_bodystructure, rev1)
+    return ResponseForms(*forms) if forms is not None else None
 
 
 def _fallback(data: bytes) -> MessageFacts:

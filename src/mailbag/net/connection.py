@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import ssl
 import threading
-from typing import Any
+from typing import Any, cast
 
 log = logging.getLogger("mailbag.net")
 
@@ -70,8 +70,8 @@ class Connection(asyncio.BufferedProtocol):
 
     # ---- asyncio.Protocol callbacks -------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports have the Transport methods without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername") or ("", 0)
         sock = transport.get_extra_info("sockname") or ("", 0)
         self.peer_host, self.peer_port = str(peer[0]), int(peer[1])
@@ -149,6 +149,17 @@ class Connection(asyncio.BufferedProtocol):
     @property
     def closed(self) -> bool:
         return self.transport is None or self.transport.is_closing()
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Hand `data` to the transport without waiting; False (nothing written)
+        when the connection is closing or the client is behind (the transport's
+        buffer is above its high-water mark), so the caller takes its awaiting path."""
+        transport = self.transport
+        if transport is None or self._write_paused or transport.is_closing():
+            return False
+        transport.write(data)
+        self.bytes_out += len(data)
+        return True
 
     async def write(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():

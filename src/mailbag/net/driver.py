@@ -47,6 +47,9 @@ class ConnectionChannel:
     async def write(self, data: bytes) -> None:
         await self._conn.write(data)
 
+    def write_nowait(self, data: bytes) -> bool:
+        return self._conn.write_nowait(data)
+
     async def start_tls(self) -> None:
         if self._tls is None:
             raise RuntimeError("TLS not configured")

@@ -31,6 +31,15 @@ class Channel(Protocol):
         """Send bytes, waiting while the client is slow to read."""
         ...
 
+    def write_nowait(self, data: bytes) -> bool:
+        """Send bytes now if the connection can take them without waiting.
+
+        Returns False, having written nothing, when the connection is closing or
+        the client is slow to read (the output buffer is above its high-water
+        mark); the caller must then use `write`. For pushes made from outside
+        the session's own task (IMAP IDLE new-mail announcements)."""
+        ...
+
     async def start_tls(self) -> None:
         """Upgrade to TLS. Unread plaintext is discarded first (never executed)."""
         ...

@@ -12,6 +12,8 @@ import datetime as dt
 import email.utils
 import logging
 import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..auth.addresses import BadAddress, domain_of, normalize_address
@@ -71,6 +73,9 @@ class Delivery:
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        # (unix second, its Received: date text): formatting a date costs more
+        # than the rest of the header, and a busy server delivers many a second.
+        self._date: tuple[int, str] = (-1, "")
 
     async def check_recipient(self, address: str) -> RecipientCheck:
         try:
@@ -89,7 +94,11 @@ class Delivery:
         return RecipientCheck(True, normal, 250, "2.1.5", "OK", account.id)
 
     def trace_headers(self, sender: str, recipients: list[str], trace: TraceInfo) -> bytes:
-        now = email.utils.format_datetime(dt.datetime.now(dt.UTC).astimezone())
+        second = int(time.time())
+        if self._date[0] != second:
+            when = dt.datetime.fromtimestamp(second, dt.UTC).astimezone()
+            self._date = (second, email.utils.format_datetime(when))
+        now = self._date[1]
         helo = _HELO_SAFE.sub("", trace.helo)[:100] or "unknown"
         frm = f"from {helo} ([{trace.peer_host}])" if trace.peer_host else f"from {helo}"
         tls = f"\r\n\t(using {trace.tls})" if trace.tls else ""
@@ -103,17 +112,24 @@ class Delivery:
         return f"Return-Path: <{sender}>\r\n{received}".encode("utf-8", "replace")
 
     async def deliver(
-        self, sender: str, recipients: list[str], data: bytes, trace: TraceInfo
+        self,
+        sender: str,
+        recipients: list[str],
+        data: bytes,
+        trace: TraceInfo,
+        checked: Mapping[str, AccountID] | None = None,
     ) -> list[RecipientResult]:
         """Store `data` in the INBOX of each recipient; one result per recipient.
 
         `data` has CRLF line ends and no dot-stuffing. Only a 250 result means
-        the message is durable for that recipient.
+        the message is durable for that recipient. `checked` maps recipients
+        the caller already passed through `check_recipient` (SMTP/LMTP at
+        RCPT) to their account; the others are checked here.
         """
         self.in_flight += 1
         self._idle.clear()
         try:
-            return await self._deliver(sender, recipients, data, trace)
+            return await self._deliver(sender, recipients, data, trace, checked or {})
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
@@ -123,35 +139,50 @@ class Delivery:
         await self._idle.wait()
 
     async def _deliver(
-        self, sender: str, recipients: list[str], data: bytes, trace: TraceInfo
+        self,
+        sender: str,
+        recipients: list[str],
+        data: bytes,
+        trace: TraceInfo,
+        checked: Mapping[str, AccountID],
     ) -> list[RecipientResult]:
         if len(data) > self.config.max_message_size:
             return [
                 RecipientResult(r, 552, "5.3.4", "Message too big for system") for r in recipients
             ]
         message = self.trace_headers(sender, recipients, trace) + data
+        if len(recipients) == 1:
+            return [await self._deliver_one(recipients[0], message, checked.get(recipients[0]))]
         # Concurrent appends let the store batch them into one commit.
-        results = await asyncio.gather(*(self._deliver_one(r, message) for r in recipients))
+        results = await asyncio.gather(
+            *(self._deliver_one(r, message, checked.get(r)) for r in recipients)
+        )
         return list(results)
 
-    async def _deliver_one(self, recipient: str, message: bytes) -> RecipientResult:
-        check = await self.check_recipient(recipient)
-        if not check.ok:
-            return RecipientResult(recipient, check.code, check.enhanced, check.text)
-        try:
+    async def _deliver_one(
+        self, recipient: str, message: bytes, account_id: AccountID | None
+    ) -> RecipientResult:
+        address = recipient
+        if account_id is None:
+            check = await self.check_recipient(recipient)
+            if not check.ok:
+                return RecipientResult(recipient, check.code, check.enhanced, check.text)
             assert check.account_id is not None
-            box = await self.store.get_mailbox(check.account_id, INBOX)
+            address, account_id = check.address, check.account_id
+        try:
+            # An account deleted since RCPT has no INBOX any more.
+            box = await self.store.get_mailbox(account_id, INBOX)
             if box is None:
                 return RecipientResult(recipient, 550, "5.1.1", "No such user here")
             result = await self.store.append(box.id, [AppendRequest(data=message)])
         except StoreUnavailable as e:
-            log.warning("delivery to %s failed temporarily: %s", check.address, e)
+            log.warning("delivery to %s failed temporarily: %s", address, e)
             return RecipientResult(recipient, 451, "4.3.0", "Temporary failure, try again later")
         except StoreError as e:
-            log.warning("delivery to %s failed: %s", check.address, e)
+            log.warning("delivery to %s failed: %s", address, e)
             return RecipientResult(recipient, 451, "4.3.0", "Temporary failure, try again later")
         except OSError as e:
-            log.error("delivery to %s failed: %s", check.address, e)
+            log.error("delivery to %s failed: %s", address, e)
             return RecipientResult(recipient, 452, "4.3.1", "Insufficient system storage")
-        log.info("delivered to=%s uid=%s size=%d", check.address, result.uids[0], len(message))
+        log.info("delivered to=%s uid=%s size=%d", address, result.uids[0], len(message))
         return RecipientResult(recipient, 250, "2.0.0", f"Delivered UID {result.uids[0]}")

@@ -41,8 +41,10 @@ from .interface import Store
 from .models import (
     DEFAULT_MAILBOXES,
     DELETED,
+    FLAG_BIT,
     FLAGGED,
     INBOX,
+    INDEX_COLUMNS,
     SEEN,
     UID,
     Account,
@@ -564,6 +566,82 @@ async def check_list_messages_filter(h: Harness) -> None:
     ]
     empty = await s.create_mailbox(alice.id, "empty")
     assert await s.list_messages(empty.id) == []
+
+
+@check()
+async def check_uids_keywords_forms(h: Harness) -> None:
+    s = h.store
+    alice = await account(s)
+    inbox = await mailbox(s, alice)
+    empty = await s.create_mailbox(alice.id, "empty")
+    assert list(await s.list_uids(empty.id)) == []
+    assert await s.list_keywords(empty.id) == []
+    await fill(s, inbox, 5)
+    await s.expunge(inbox.id, [UID(2)], require_deleted=False)
+    assert list(await s.list_uids(inbox.id)) == [1, 3, 4, 5]
+    await s.store_flags(inbox.id, [UID(1), UID(3)], FlagOp.ADD, ["$b", SEEN, "$A"])
+    await s.store_flags(inbox.id, [UID(4)], FlagOp.ADD, ["$b", "x"])
+    # Keywords only (system flags are not keywords), each once, sorted.
+    assert await s.list_keywords(inbox.id) == ["$A", "$b", "x"]
+    await s.store_flags(inbox.id, [UID(4)], FlagOp.REMOVE, ["x"])
+    assert await s.list_keywords(inbox.id) == ["$A", "$b"]
+    gone = await s.create_mailbox(alice.id, "gone")
+    await s.delete_mailbox(alice.id, "gone")
+    await raises(NotFound, s.list_uids(gone.id))
+    await raises(NotFound, s.list_keywords(gone.id))
+    # Forms: what compute_facts made, for every content asked about that has them.
+    plain, mime = message(7), MIME_MESSAGE
+    r = await s.append(inbox.id, [AppendRequest(plain), AppendRequest(mime)])
+    msgs = await s.list_messages(inbox.id, r.uids)
+    cids = [m.content_id for m in msgs]
+    forms = await s.get_forms([*cids, ContentID("0" * 64)])
+    assert set(forms) == set(cids)
+    assert forms[cids[0]] == compute_facts(plain).forms
+    assert forms[cids[1]] == compute_facts(mime).forms
+    assert await s.get_forms([]) == {}
+
+
+@check()
+async def check_message_index(h: Harness) -> None:
+    s = h.store
+    alice = await account(s)
+    inbox = await mailbox(s, alice)
+    west = dt.timezone(-dt.timedelta(hours=5))
+    dates = [
+        dt.datetime(2024, 3, 1, 23, 30, tzinfo=west),  # 2 March in UTC, 1 March here
+        dt.datetime(1969, 12, 31, 23, 0, tzinfo=dt.UTC),  # before the epoch
+        dt.datetime(2024, 3, 2, 0, 15, tzinfo=dt.timezone(dt.timedelta(hours=14))),
+    ]
+    flags = [frozenset({SEEN, "$A"}), frozenset(), frozenset({DELETED, "\\Flagged", "b"})]
+    reqs = [AppendRequest(message(i), flags[i], dates[i]) for i in range(3)]
+    r = await s.append(inbox.id, reqs)
+    await s.store_flags(inbox.id, [r.uids[1]], FlagOp.ADD, ["\\Answered"])
+    await s.expunge(inbox.id, [r.uids[0]], require_deleted=False)
+    r2 = await s.append(inbox.id, [reqs[0]])
+    msgs = await s.list_messages(inbox.id)
+    bare = await s.message_index(inbox.id)
+    assert list(bare.uids) == [m.uid for m in msgs] == [2, 3, 4]
+    assert (bare.flags, bare.keywords, bare.days, bare.sizes, bare.modseqs) == (None,) * 5
+    full = await s.message_index(inbox.id, INDEX_COLUMNS)
+    assert list(full.uids) == [2, 3, 4]
+    assert full.flags is not None and list(full.flags) == [
+        FLAG_BIT["\\Answered"],
+        FLAG_BIT[DELETED] | FLAG_BIT["\\Flagged"],
+        FLAG_BIT[SEEN],
+    ]
+    assert full.keywords == {3: frozenset({"b"}), 4: frozenset({"$A"})}
+    assert full.days is not None
+    assert [dt.date.fromordinal(d) for d in full.days] == [
+        dt.date(1969, 12, 31),
+        dt.date(2024, 3, 2),
+        dt.date(2024, 3, 1),
+    ]
+    assert full.sizes is not None and list(full.sizes) == [m.size for m in msgs]
+    assert full.modseqs is not None and list(full.modseqs) == [m.modseq for m in msgs]
+    assert r2.uids == (4,)
+    gone = await s.create_mailbox(alice.id, "gone")
+    await s.delete_mailbox(alice.id, "gone")
+    await raises(NotFound, s.message_index(gone.id))
 
 
 @check()

@@ -11,6 +11,7 @@ Errors are the exceptions of :mod:`mailbag.errors`: `NotFound`,
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -31,7 +32,9 @@ from .models import (
     MailboxStatus,
     Message,
     MessageFacts,
+    MessageIndex,
     ModSeq,
+    ResponseForms,
     SpecialUse,
 )
 
@@ -129,7 +132,29 @@ class MessageStore(Protocol):
         """Messages in UID order; all of them, or those of `uids` that exist."""
         ...
 
-    async def get_facts(self, content_id: ContentID) -> MessageFacts: ...
+    async def get_facts(self, content_id: ContentID) -> MessageFacts:
+        """The facts computed at delivery (`forms` may be left out: get_forms)."""
+        ...
+
+    async def get_forms(self, content_ids: Iterable[ContentID]) -> dict[ContentID, ResponseForms]:
+        """The serialised FETCH forms of those contents that have them, in one call."""
+        ...
+
+    async def list_uids(self, mailbox_id: MailboxID) -> array[int]:
+        """The mailbox's UIDs, ascending, as a compact array (SELECT of a big
+        mailbox must not build one object per message). Raises NotFound."""
+        ...
+
+    async def message_index(
+        self, mailbox_id: MailboxID, columns: frozenset[str] = frozenset()
+    ) -> MessageIndex:
+        """The mailbox's UIDs and the `columns` (models.INDEX_COLUMNS) asked
+        for, read in one snapshot. Raises NotFound."""
+        ...
+
+    async def list_keywords(self, mailbox_id: MailboxID) -> list[str]:
+        """The keywords the mailbox's messages carry, sorted. Raises NotFound."""
+        ...
 
     async def read_content(
         self, content_id: ContentID, offset: int = 0, length: int | None = None

@@ -8,6 +8,7 @@ sessions without copying.
 from __future__ import annotations
 
 import datetime as dt
+from array import array
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NewType
@@ -31,6 +32,8 @@ FLAGGED = "\\Flagged"
 DELETED = "\\Deleted"
 DRAFT = "\\Draft"
 SYSTEM_FLAGS: tuple[str, ...] = (SEEN, ANSWERED, FLAGGED, DELETED, DRAFT)
+# A system flag's bit in MessageIndex.flags (and the SQLite `flags` column).
+FLAG_BIT: dict[str, int] = {flag: 1 << i for i, flag in enumerate(SYSTEM_FLAGS)}
 _SYSTEM_BY_LOWER = {f.lower(): f for f in SYSTEM_FLAGS}
 
 
@@ -111,6 +114,18 @@ class MailboxStatus:
 
 
 @dataclass(slots=True, frozen=True)
+class ResponseForms:
+    """The IMAP ENVELOPE, BODY and BODYSTRUCTURE of one content, serialised at
+    delivery (ASCII, the same for every client; see
+    `mailbag.proto.imap.structures`). FETCH copies these instead of walking
+    the facts trees; contents without them are serialised per FETCH."""
+
+    envelope: bytes
+    body: bytes
+    bodystructure: bytes
+
+
+@dataclass(slots=True, frozen=True)
 class MessageFacts:
     """What is parsed once at delivery and served from the store afterwards.
 
@@ -128,6 +143,9 @@ class MessageFacts:
     # The MIME part tree with byte offsets, for BODY[section] and BINARY[section]
     # (see mailbag.message.sections); JSON-compatible like `bodystructure`.
     parts: Any = None
+    # Derived from envelope/bodystructure; stores keep it apart from the
+    # other facts so that FETCH can read it alone (`get_forms`).
+    forms: ResponseForms | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -141,6 +159,24 @@ class Message:
     internal_date: dt.datetime  # timezone-aware
     size: int  # octets of the stored bytes (CRLF line ends)
     content_id: ContentID
+
+
+# Columns MessageStore.message_index can return besides the UIDs.
+INDEX_COLUMNS = frozenset({"flags", "keywords", "days", "sizes", "modseqs"})
+
+
+@dataclass(slots=True, frozen=True)
+class MessageIndex:
+    """Metadata of a whole mailbox as columns, entry i for the i-th UID
+    (ascending): what SEARCH evaluates flag, date and size keys over without
+    one object per message. Columns not asked for are None."""
+
+    uids: array[int]
+    flags: array[int] | None = None  # system flags as FLAG_BIT bits
+    keywords: dict[int, frozenset[str]] | None = None  # UID -> keywords, for those with any
+    days: array[int] | None = None  # date.toordinal() of the internal date in its own zone
+    sizes: array[int] | None = None
+    modseqs: array[int] | None = None
 
 
 @dataclass(slots=True, frozen=True)

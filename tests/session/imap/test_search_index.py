@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import quopri
 import random
 from collections.abc import Iterator
@@ -23,12 +24,17 @@ from fetch_search_support import CORPUS, corpus, raw, tagged
 from imap_support import add_messages, add_user, connect
 
 from mailbag.proto.imap.search import (
+    AllKey,
     AndKey,
+    DateKey,
     FlagKey,
     HeaderKey,
+    NewKey,
     NotKey,
     OrKey,
     SearchKey,
+    SeqKey,
+    SizeKey,
     StringKey,
     UIDKey,
 )
@@ -124,16 +130,20 @@ async def both_ways(store: SQLiteStore, box: Mailbox, keys: list[SearchKey]) -> 
     used = 0
     for key in keys:
         results = []
-        for use_index in (True, False):
+        # The index through whole-key sets, through the passes, then no index.
+        for use_index, use_sets in ((True, True), (True, False), (False, False)):
             view = SelectedMailbox(mailbox, uids, True, store.changes.subscribe(account))
             before = store.text_searches
-            ev = SearchEvaluator(store, view, [], False, use_index=use_index, index_min=1)
+            ev = SearchEvaluator(
+                store, view, [], False, use_index=use_index, index_min=1, use_sets=use_sets
+            )
             results.append(await ev.run(key))
-            if use_index:
+            if use_index and not use_sets:
                 used += store.text_searches > before
-            else:
+            elif not use_index:
                 assert store.text_searches == before
-        assert results[0] == results[1], key
+        assert results[0] == results[2], key
+        assert results[1] == results[2], key
     return used
 
 
@@ -305,3 +315,62 @@ def test_search_over_imap_equals_memory_store(tmp_path: Path) -> None:
         assert store.text_searches - before > len(words) * len(FIELDS)
         for c in (c_idx, c_scan, c2_idx, c2_scan):
             c.close()
+
+
+def test_metadata_keys_as_sets_equal_the_passes(tmp_path: Path) -> None:
+    """RFC 9051 §6.4.4 flag, keyword (any case), date (the internal date's
+    own calendar day: messages just before and after midnight in zones east
+    and west of UTC), size, UID and sequence keys, alone and in AND/OR/NOT,
+    evaluated as sets over the store's columns equal the per-message passes,
+    on both backends, also with messages expunged in the store but still in
+    the session's view (RFC 9051 §7.5.1)."""
+    zones = [dt.timezone(dt.timedelta(hours=h)) for h in (-11, -5, 0, 5.5, 14)]
+    requests = []
+    for i, data in enumerate(all_messages()):
+        when = dt.datetime(2024, 3, 1 + i % 3, 23 if i % 2 else 0, 30, tzinfo=zones[i % 5])
+        flags = [set(), {"\\Seen"}, {"\\Flagged", "$Work"}, {"\\Seen", "\\Deleted", "$work"}]
+        requests.append(AppendRequest(data, frozenset(flags[i % 4]), when))
+    keys: list[SearchKey] = []
+    for day in (1, 2, 3, 4):
+        for relation in ("BEFORE", "ON", "SINCE"):
+            keys.append(DateKey("INTERNAL", relation, dt.date(2024, 3, day)))  # type: ignore[arg-type]
+    for flag in ("\\Seen", "\\Flagged", "\\Deleted", "\\Answered", "\\Draft", "\\Recent"):
+        keys += [FlagKey(flag), FlagKey(flag, present=False)]
+    keys += [FlagKey("$WORK"), FlagKey("$work", present=False), FlagKey("$none"), NewKey()]
+    keys += [SizeKey(True, 500), SizeKey(False, 500), SizeKey(True, 0), AllKey()]
+    keys += [
+        UIDKey(SeqSet.parse(b"2:5,9,*")),
+        SeqKey(SeqSet.parse(b"1,3:4,*")),
+        NotKey(AndKey((FlagKey("\\Seen"), SizeKey(True, 300)))),
+        OrKey(FlagKey("$work"), DateKey("INTERNAL", "ON", dt.date(2024, 3, 2))),
+        AndKey((NotKey(FlagKey("\\Deleted")), StringKey("TEXT", "example"))),
+        OrKey(SeqKey(SeqSet.parse(b"2")), NotKey(StringKey("FROM", "alice"))),
+        AndKey(()),
+    ]
+
+    async def check(store: SQLiteStore | MemoryStore) -> None:
+        await store.open()
+        try:
+            acct = await store.create_account("alice@example.org", "h")
+            box = await store.get_mailbox(acct.id, INBOX)
+            assert box is not None
+            await store.append(box.id, requests)
+            mailbox = await store.get_mailbox_by_id(box.id)
+            assert mailbox is not None
+            view_uids = [m.uid for m in await store.list_messages(box.id)]
+            await store.expunge(box.id, view_uids[3:7], require_deleted=False)
+            for key in keys:
+                results = []
+                for use_sets in (True, False):
+                    sub = store.changes.subscribe(acct.id)
+                    view = SelectedMailbox(mailbox, view_uids, True, sub, recent_from=view_uids[-5])
+                    ev = SearchEvaluator(store, view, view_uids[:3], False, use_sets=use_sets)
+                    results.append((await ev.run(key), ev.missing))
+                    sub.close()
+                assert results[0] == results[1], key
+                assert results[0][1]  # the expunged messages were noticed
+        finally:
+            await store.close()
+
+    asyncio.run(check(SQLiteStore(tmp_path, fts_worker=False)))
+    asyncio.run(check(MemoryStore()))

@@ -127,7 +127,7 @@ def window(size: int, partial: Partial | None) -> tuple[int, int]:
     return start, min(partial.length, size - start)
 
 
-def _no_nul(data: bytes) -> bytes:
+def no_nul(data: bytes) -> bytes:
     return data.replace(b"\x00", b"\x80") if b"\x00" in data else data
 
 
@@ -148,7 +148,7 @@ async def read_range(
 
 async def _nul_filtered(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for piece in source:
-        yield _no_nul(piece)
+        yield no_nul(piece)
 
 
 # ---- BODY[section] ------------------------------------------------------------
@@ -178,7 +178,7 @@ async def body_section(
             header, section.fields, exclude=text == "HEADER.FIELDS.NOT", blank_line=blank
         )
         start, n = window(len(subset), partial)
-        data = _no_nul(subset[start : start + n])
+        data = no_nul(subset[start : start + n])
         return SectionData(len(data), data)
     return await byte_range(store, message, offset, length, partial)
 
@@ -199,7 +199,7 @@ async def byte_range(
         data = await store.read_content(message.content_id, offset + start, n) if n else b""
         if len(data) != n:
             raise ValueError("stored content is shorter than its facts say")
-        return SectionData(n, _no_nul(data))
+        return SectionData(n, no_nul(data))
     stream = _nul_filtered(read_range(store, message, offset + start, n))
     return SectionData(n, stream=stream)
 

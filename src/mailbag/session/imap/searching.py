@@ -40,8 +40,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from ...errors import NotFound, StoreError
 from ...message import body_text, compute_facts, message_text
@@ -64,7 +66,15 @@ from ...proto.imap.search import (
     UIDKey,
 )
 from ...store.interface import FullTextSearch, Store, TextMatches
-from ...store.models import SEEN, UID, Message, MessageFacts
+from ...store.models import (
+    FLAG_BIT,
+    SEEN,
+    UID,
+    Message,
+    MessageFacts,
+    MessageIndex,
+    normalize_flag,
+)
 from .bodydata import plausible_facts
 from .selected import SelectedMailbox
 
@@ -202,6 +212,52 @@ def _string_keys(key: SearchKey, out: list[StringKey]) -> list[StringKey]:
     return out
 
 
+class _NeedsPasses(Exception):
+    """A key the set evaluation cannot answer exactly after all."""
+
+
+def _set_evaluable(key: SearchKey) -> bool:
+    """Whether every key of the tree has a set form (header keys other than
+    the indexed fields, and the SENT* dates, need the passes)."""
+    match key:
+        case AllKey() | FlagKey() | NewKey() | SizeKey() | ModSeqKey() | UIDKey() | SeqKey():
+            return True
+        case DateKey(field="INTERNAL"):
+            return True
+        case StringKey(field=f):
+            return f in _TEXT_FIELDS or f in _HEADER_FIELDS
+        case NotKey(key=inner):
+            return _set_evaluable(inner)
+        case OrKey(left=left, right=right):
+            return _set_evaluable(left) and _set_evaluable(right)
+        case AndKey(keys=keys):
+            return all(_set_evaluable(k) for k in keys)
+    return False
+
+
+def _columns(key: SearchKey, out: set[str]) -> None:
+    """The message_index columns the set evaluation of `key` reads."""
+    match key:
+        case FlagKey(flag=flag) if flag != "\\Recent":
+            out.add("flags" if normalize_flag(flag) in FLAG_BIT else "keywords")
+        case NewKey():
+            out.add("flags")
+        case SizeKey():
+            out.add("sizes")
+        case ModSeqKey():
+            out.add("modseqs")
+        case DateKey():
+            out.add("days")
+        case NotKey(key=inner):
+            _columns(inner, out)
+        case OrKey(left=left, right=right):
+            _columns(left, out)
+            _columns(right, out)
+        case AndKey(keys=keys):
+            for k in keys:
+                _columns(k, out)
+
+
 def _date_matches(relation: str, value: dt.date, wanted: dt.date) -> bool:
     if relation == "BEFORE":
         return value < wanted
@@ -222,6 +278,7 @@ class SearchEvaluator:
         text_search: TextSearch = scan_text,
         use_index: bool = True,
         index_min: int = INDEX_MIN,
+        use_sets: bool = True,
     ) -> None:
         self.store = store
         self.view = view
@@ -231,14 +288,137 @@ class SearchEvaluator:
         # use_index=False reads every message (tests compare both ways).
         self.use_index = use_index
         self.index_min = index_min
+        # use_sets=False runs the passes only (tests compare both ways).
+        self.use_sets = use_sets
+        self._index = MessageIndex(array("I"))
+        self._universe: set[int] = set()
         self.indexed: dict[StringKey, TextMatches] = {}  # the index's answers
         self.exists = view.exists
         self.max_uid = int(view.max_uid())
         self.missing = False  # messages of the view the store no longer has
 
-    # ---- the three passes ------------------------------------------------------
+    # ---- sets: the whole key over columns and the index -----------------------
     async def run(self, key: SearchKey) -> list[tuple[int, UID]]:
         """(sequence number, UID) of the matching messages, ascending."""
+        if self.use_sets and _set_evaluable(key):
+            found = await self._run_sets(key)
+            if found is not None:
+                return found
+        return await self._run_passes(key)
+
+    async def _run_sets(self, key: SearchKey) -> list[tuple[int, UID]] | None:
+        """Every key evaluated as a set of UIDs over the mailbox's metadata
+        columns (`message_index`) and the full-text index; None when the
+        index cannot answer a text key for some message (the passes read it)."""
+        columns: set[str] = set()
+        _columns(key, columns)
+        index = await self.store.message_index(self.view.id, frozenset(columns))
+        self._index = index
+        view_uids = self.view.uids()
+        if view_uids == index.uids:  # the common case, compared in C
+            self._universe = set(view_uids)
+        else:
+            existing = set(index.uids)
+            self._universe = {u for u in view_uids if u in existing}
+            if len(self._universe) != len(view_uids):
+                self.missing = True  # RFC 9051 §7.5.1: expunged, not yet announced
+        try:
+            found = await self._set(key)
+        except _NeedsPasses:
+            return None
+        # (UID is a NewType of int: no conversion needed, only the type.)
+        return cast(
+            list[tuple[int, UID]],
+            [(seq, u) for seq, u in enumerate(view_uids, 1) if u in found],
+        )
+
+    async def _set(self, key: SearchKey) -> set[int]:
+        index = self._index
+        universe = self._universe
+        match key:
+            case AllKey():
+                return set(universe)
+            case FlagKey(flag="\\Recent", present=present):
+                recent = {u for u in universe if self.view.is_recent(UID(u))}
+                return recent if present else universe - recent
+            case FlagKey(flag=flag, present=present):
+                hits = self._with_flag(flag)
+                return hits & universe if present else universe - hits
+            case NewKey():
+                seen = self._with_flag(SEEN)
+                return {u for u in universe if self.view.is_recent(UID(u)) and u not in seen}
+            case SizeKey(larger=larger, size=size):
+                assert index.sizes is not None
+                sized = zip(index.uids, index.sizes, strict=True)
+                if larger:
+                    return {u for u, n in sized if n > size} & universe
+                return {u for u, n in sized if n < size} & universe
+            case ModSeqKey(modseq=modseq):
+                assert index.modseqs is not None
+                stamped = zip(index.uids, index.modseqs, strict=True)
+                return {u for u, m in stamped if m >= modseq} & universe
+            case DateKey(field="INTERNAL", relation=relation, date=date):
+                assert index.days is not None
+                day = date.toordinal()
+                pairs = zip(index.uids, index.days, strict=True)
+                if relation == "BEFORE":
+                    return {u for u, d in pairs if d < day} & universe
+                if relation == "ON":
+                    return {u for u, d in pairs if d == day} & universe
+                return {u for u, d in pairs if d >= day} & universe
+            case UIDKey(uids=uids):
+                if uids.saved:
+                    return {u for u in universe if u in self.saved}
+                return {u for u in universe if uids.contains(u, self.max_uid)}
+            case SeqKey(seqs=seqs):
+                if seqs.saved:  # RFC 5182 §2.1: `$` names the saved messages
+                    return {u for u in universe if u in self.saved}
+                universe = self._universe
+                return {
+                    u
+                    for seq, u in enumerate(self.view.uids(), 1)
+                    if u in universe and seqs.contains(seq, self.exists)
+                }
+            case StringKey(field=f, value=value):
+                store = self.store
+                if not self.use_index or not isinstance(store, FullTextSearch):
+                    raise _NeedsPasses
+                try:
+                    found = await store.search_text(self.view.id, f, value, None)
+                except StoreError:
+                    log.exception("imap search: full-text index failed; reading messages")
+                    raise _NeedsPasses from None
+                if found is None or found.unindexed & universe:
+                    raise _NeedsPasses
+                return {int(u) for u in found.uids} & universe
+            case NotKey(key=inner):
+                return universe - await self._set(inner)
+            case OrKey(left=left, right=right):
+                return await self._set(left) | await self._set(right)
+            case AndKey(keys=keys):
+                out: set[int] | None = None
+                for k in keys:
+                    hits = await self._set(k)
+                    out = hits if out is None else out & hits
+                    if not out:
+                        return set()
+                return out if out is not None else set(universe)
+        raise _NeedsPasses  # pragma: no cover - _set_evaluable keeps other keys out
+
+    def _with_flag(self, flag: str) -> set[int]:
+        """UIDs (of the whole index) carrying `flag`; keywords match without
+        regard to case, as the passes match them."""
+        index = self._index
+        bit = FLAG_BIT.get(normalize_flag(flag))
+        if bit is not None:
+            assert index.flags is not None
+            return {u for u, f in zip(index.uids, index.flags, strict=True) if f & bit}
+        assert index.keywords is not None
+        lower = flag.lower()
+        return {u for u, kws in index.keywords.items() if any(k.lower() == lower for k in kws)}
+
+    # ---- the three passes ------------------------------------------------------
+    async def _run_passes(self, key: SearchKey) -> list[tuple[int, UID]]:
         listed = {m.uid: m for m in await self.store.list_messages(self.view.id)}
         candidates: list[_Candidate] = []
         for seq, uid in enumerate(self.view, 1):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from ...store.changes import (
@@ -83,7 +83,7 @@ class SelectedMailbox:
     def __init__(
         self,
         mailbox: Mailbox,
-        uids: Iterable[UID],
+        uids: Iterable[int],
         read_only: bool,
         subscription: Subscription,
         recent_from: UID | None = None,
@@ -229,8 +229,67 @@ class SelectedMailbox:
     async def wait_for_changes(self) -> None:
         await self._sub.wait()
 
+    # ---- waiting without a task (IDLE, issue 4) ------------------------------------
+    def watch(
+        self, on_added: Callable[[MessagesAdded], bool], on_pending: Callable[[], None]
+    ) -> None:
+        """Until `unwatch`: the change feed hands new messages to `on_added`
+        synchronously while nothing is queued, and calls `on_pending` once
+        when a record is queued (see Subscription)."""
+        self._sub.on_added = on_added
+        self._sub.on_pending = on_pending
+
+    def unwatch(self) -> None:
+        self._sub.on_added = self._sub.on_pending = None
+
+    def push_added(self, change: MessagesAdded, rev1: bool, write: Callable[[bytes], bool]) -> bool:
+        """Absorb new messages and announce them with `write` at once, for a
+        session in IDLE whose earlier updates were all sent.
+
+        Returns False, announcing nothing, when anything else is due first or
+        `write` refused the bytes; the caller then queues `change`, and poll()
+        announces what this absorbed. The bytes are those poll() and the
+        session would send: EXISTS, then RECENT when this view counts \\Recent
+        (RFC 9051 §7.4.1, RFC 3501 §7.3.2; RFC 2177 §3: at once while idling).
+        """
+        if change.mailbox_id != self.mailbox.id:
+            return True  # another mailbox of the account: nothing to announce
+        uids = self._uids
+        before = len(uids)
+        if self.announced_exists != before or self._expunged_pending or self._pending_flags:
+            return False
+        last = uids[-1] if before else 0
+        for uid in change.uids:
+            if uid > last:
+                uids.append(uid)
+                last = uid
+        count = len(uids)
+        if count == before:
+            return True
+        data = _exists_line(count)
+        if rev1 and self._recent is not None:
+            data += b"* %d RECENT\r\n" % self.recent_count()
+        if not write(data):
+            return False
+        self.announced_exists = count
+        return True
+
     def close(self) -> None:
         self._sub.close()
 
     def __iter__(self) -> Iterator[UID]:
         return (UID(u) for u in self._uids)
+
+
+# `* n EXISTS` lines by count: every session idling on a mailbox announces the
+# same count after a delivery, so the line is formatted once (issue 4).
+_EXISTS_LINES: dict[int, bytes] = {}
+
+
+def _exists_line(count: int) -> bytes:
+    line = _EXISTS_LINES.get(count)
+    if line is None:
+        if len(_EXISTS_LINES) >= 256:
+            _EXISTS_LINES.clear()
+        line = _EXISTS_LINES[count] = b"* %d EXISTS\r\n" % count
+    return line

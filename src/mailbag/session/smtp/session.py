@@ -20,12 +20,34 @@ How SMTP folds per-recipient delivery results into its one reply after DATA
    may get a duplicate, which is better than losing mail.
 
 LMTP has no such problem and answers each accepted RCPT in order.
+
+Messages being stored do not stop the session: a received message is handed
+to the store in a task of its own, and the session goes on reading and
+answering what follows it; replies still go out in command order (RFC 2920
+§3.2 (1)): those behind a message being stored wait in `_queue` until its
+replies are written (`_flush_queue`). Nothing is acknowledged before its
+delivery result exists, and the result exists only after the commit.
+
+What this buys depends on the client. One that pipelines by the rules puts
+the next MAIL, RCPT and DATA right after the end of data (RFC 2920 §3.1),
+but must wait for the 354 before sending the next message, and that 354
+comes after the previous message's reply: the commands are handled while
+the message is committed, and one message is in flight per connection. A
+client that does not wait for the 354 and sends whole transactions back to
+back (outside RFC 2920, and accepted as before) gets several messages stored
+at once, which the store commits together: group commit on one connection.
+(BDAT, RFC 3030, would give that to clients that keep the rules.) At most
+`MAX_PIPELINED` messages and `MAX_PIPELINED_BYTES` are in flight per
+connection; past that the session stops reading until one is stored.
+Messages stored at once may get UIDs in another order than they were sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -33,7 +55,6 @@ from typing import Any
 from ...proto.smtp import (
     Command,
     Data,
-    Event,
     Hello,
     Help,
     InvalidCommand,
@@ -49,6 +70,7 @@ from ...proto.smtp import (
     StartTLS,
     Vrfy,
 )
+from ...store.models import AccountID
 from ..base import Channel
 from ..context import ServerContext
 from ..delivery import RecipientResult, TraceInfo
@@ -59,6 +81,10 @@ log = logging.getLogger("mailbag.smtp")
 MAX_ERRORS = 20
 # Replies that mean the client broke the protocol (counted towards MAX_ERRORS).
 _PROTOCOL_ERRORS = frozenset({500, 501, 502, 503, 504, 555})
+# Messages of one connection being stored at once (module docstring), and
+# their total size: bounds the memory one pipelining client can hold.
+MAX_PIPELINED = 32
+MAX_PIPELINED_BYTES = 32 * 1024 * 1024
 
 
 class Phase(Enum):
@@ -93,6 +119,9 @@ class Transaction:
     sender: str
     smtputf8: bool
     recipients: list[str] = field(default_factory=list)  # normalised, RCPT order
+    # The account each accepted recipient resolved to at RCPT, so delivery
+    # does not look it up again.
+    accounts: dict[str, AccountID] = field(default_factory=dict)
 
 
 class SMTPSession:
@@ -113,6 +142,13 @@ class SMTPSession:
         # When the partial command or message now being received began; one
         # command or DATA may take at most config.command_timeout.
         self._busy_since: float | None = None
+        # Replies that wait for a message being stored ahead of them, in
+        # command order: lists of replies ready to go, and the tasks storing
+        # messages (each gives that message's replies). See the module docstring.
+        self._queue: deque[list[Reply] | asyncio.Task[list[Reply]]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+        self._storing: set[asyncio.Task[list[Reply]]] = set()
+        self._storing_bytes = 0
 
     # ---- Session protocol ----------------------------------------------------
     @property
@@ -145,31 +181,124 @@ class SMTPSession:
             event = self._rx.next_event()
             if event is None:
                 break
+            if isinstance(event, MessageReceived):
+                replies = await self._on_message(event)
+                if isinstance(replies, asyncio.Task):
+                    # What came before goes out first; what comes after waits.
+                    self._queue.append(out)
+                    self._queue.append(replies)
+                    out = []
+                    continue
+                out.extend(replies)
+                continue
             out.extend(await self._handle(event))
             if self._upgrade:
+                await self._drain()
                 await self._start_tls(out)
                 return
         if self._rx.idle:
             self._busy_since = None
         elif self._busy_since is None:
             self._busy_since = time.monotonic()
-        await self._send(out)
+        if self._finished:
+            # The driver closes the connection when this returns: every
+            # message still being stored is answered first.
+            await self._drain()
+        await self._emit(out)
 
     async def timed_out(self) -> None:
         self._finished = True
+        await self._drain()
         # RFC 5321 §4.5.3.2: the server may close after its timeout, with a 421.
         await self._send([Reply(421, "4.4.2", f"{self.config.hostname} Error: timeout exceeded")])
 
     async def shutdown(self) -> None:
         self._finished = True
+        await self._drain()
         await self._send([Reply(421, "4.3.2", "Service shutting down")])
 
     async def connection_lost(self) -> None:
         # A message cut off mid-DATA is simply dropped: only MessageReceived
-        # ever leads to a delivery.
+        # ever leads to a delivery. Messages being stored go on being stored
+        # (a client that saw no 250 sends them again: a duplicate at worst);
+        # their replies have nobody to go to.
         self._txn = None
         self._rx.discard()
         self._finished = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        self._queue.clear()
+
+    # ---- replies behind messages being stored --------------------------------
+    async def _emit(self, replies: list[Reply]) -> None:
+        """Send `replies` now, or after the messages being stored ahead of them."""
+        if not self._queue and self._flusher is None:
+            await self._send(replies)
+            return
+        if replies:
+            self._queue.append(replies)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_queue())
+
+    async def _flush_queue(self) -> None:
+        """Write queued replies in order as the messages ahead of them are stored."""
+        try:
+            while self._queue:
+                head = self._queue[0]
+                if isinstance(head, asyncio.Task):
+                    await asyncio.wait((head,))
+                # Everything ready up to the next message still being stored
+                # goes out in one write (RFC 2920 §3.2 (2)).
+                batch: list[Reply] = []
+                while self._queue:
+                    item = self._queue[0]
+                    if isinstance(item, asyncio.Task):
+                        if not item.done():
+                            break
+                        if item.cancelled():
+                            # Only the loop's own shutdown cancels a delivery:
+                            # its outcome is unknown, so nothing more is said.
+                            raise RuntimeError("message delivery was cancelled")
+                        batch.extend(item.result())
+                    else:
+                        batch.extend(item)
+                    self._queue.popleft()
+                await self._send(batch)
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, OSError) as e:
+            log.info("proto=%s peer=%s connection error: %s", self.proto, self.channel.peer_host, e)
+            self._abort()
+        except Exception:
+            # DESIGN.md §2.6: a bug closes this connection only.
+            log.exception("proto=%s peer=%s session failed", self.proto, self.channel.peer_host)
+            self._abort()
+        finally:
+            if self._flusher is asyncio.current_task():
+                self._flusher = None
+
+    def _abort(self) -> None:
+        self._finished = True
+        self._queue.clear()
+        self.channel.close()
+
+    async def _drain(self) -> None:
+        """Return once every queued reply is written (or the connection failed).
+
+        Only one coroutine writes at a time: this session's handler when no
+        flusher exists, else the flusher."""
+        while self._queue or self._flusher is not None:
+            if self._flusher is None:
+                self._flusher = asyncio.create_task(self._flush_queue())
+            await asyncio.wait((self._flusher,))
+
+    async def _make_room(self, size: int) -> None:
+        """Wait until one more message of `size` octets may be stored."""
+        while self._storing and (
+            len(self._storing) >= MAX_PIPELINED or self._storing_bytes + size > MAX_PIPELINED_BYTES
+        ):
+            await asyncio.wait(self._storing, return_when=asyncio.FIRST_COMPLETED)
 
     # ---- plumbing ------------------------------------------------------------
     def _overdue(self) -> bool:
@@ -205,22 +334,12 @@ class SMTPSession:
         self._txn = None
         self._busy_since = None
 
-    async def _handle(self, event: Event) -> list[Reply]:
-        # A complete command or message ends the command timer; DATA restarts it.
+    async def _handle(self, event: Command | InvalidCommand | LineTooLong) -> list[Reply]:
+        # A complete command ends the command timer; DATA restarts it.
         self._busy_since = None
         if log.isEnabledFor(logging.DEBUG):
-            if isinstance(event, MessageReceived):
-                log.debug(
-                    "proto=%s peer=%s C: <message of %d octets>",
-                    self.proto,
-                    self.channel.peer_host,
-                    event.size,
-                )
-            else:
-                log.debug("proto=%s peer=%s C: %r", self.proto, self.channel.peer_host, event)
+            log.debug("proto=%s peer=%s C: %r", self.proto, self.channel.peer_host, event)
         match event:
-            case MessageReceived():
-                return await self._on_message(event)
             case LineTooLong():
                 replies = [Reply(500, "5.5.6", "Line too long")]
                 verb = "(line too long)"
@@ -339,6 +458,8 @@ class SMTPSession:
         if not check.ok:
             return Reply(check.code, check.enhanced, check.text)
         txn.recipients.append(check.address)
+        if check.account_id is not None:
+            txn.accounts[check.address] = check.account_id
         self._phase = Phase.RCPT
         return Reply(250, "2.1.5", "Ok")
 
@@ -350,7 +471,17 @@ class SMTPSession:
         self._upgrade = True
         return Reply(220, "2.0.0", "Ready to start TLS")
 
-    async def _on_message(self, event: MessageReceived) -> list[Reply]:
+    async def _on_message(self, event: MessageReceived) -> list[Reply] | asyncio.Task[list[Reply]]:
+        """The replies to a message, or the task storing it that gives them."""
+        # A complete message ends the DATA timer.
+        self._busy_since = None
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "proto=%s peer=%s C: <message of %d octets>",
+                self.proto,
+                self.channel.peer_host,
+                event.size,
+            )
         txn = self._txn
         assert txn is not None
         self._reset()
@@ -369,8 +500,22 @@ class SMTPSession:
             return [Reply(550, "5.5.2", text)] * count
         if event.too_big:
             return [Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")] * count
+        size = len(event.data)
+        await self._make_room(size)
+        task = asyncio.create_task(self._deliver(txn, event.data, self._trace()))
+        self._storing.add(task)
+        self._storing_bytes += size
+
+        def stored(_: asyncio.Task[list[Reply]]) -> None:
+            self._storing.discard(task)
+            self._storing_bytes -= size
+
+        task.add_done_callback(stored)
+        return task
+
+    async def _deliver(self, txn: Transaction, data: bytes, trace: TraceInfo) -> list[Reply]:
         unique = list(dict.fromkeys(txn.recipients))
-        results = await self.ctx.delivery.deliver(txn.sender, unique, event.data, self._trace())
+        results = await self.ctx.delivery.deliver(txn.sender, unique, data, trace, txn.accounts)
         by_recipient = dict(zip(unique, results, strict=True))
         if self.lmtp:
             return [

@@ -1,4 +1,4 @@
-"""Content-addressed message files (see files.py)."""
+"""Content-addressed message bytes: files (files.py), small ones in the database (indb.py)."""
 
 from .files import BlobStore, content_id, fsync_dir, is_content_id
 

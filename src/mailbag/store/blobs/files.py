@@ -1,5 +1,9 @@
 """Message bytes as files named by content id (DESIGN.md §3).
 
+Since schema version 4 only contents bigger than :attr:`BlobStore.in_db_max`
+(128 KiB) are files; smaller ones are kept in the SQLite database, committed
+with their row (indb.py says why). Stores written before keep their files.
+
 Layout under the root (``data_dir/blobs``)::
 
     ab/abcd…(64 hex digits)   one file per distinct content, sha256 of the bytes
@@ -34,6 +38,7 @@ from pathlib import Path
 
 from ...errors import NotFound
 from ..models import ContentID
+from .indb import IN_DB_MAX
 
 _CID = re.compile(r"[0-9a-f]{64}")
 _SHARD = re.compile(r"[0-9a-f]{2}")
@@ -64,6 +69,14 @@ class BlobStore:
         # durable in this process; a set of str is safe to share across threads
         # because adding is atomic and a duplicate fsync is harmless.
         self._durable_dirs: set[str] = set()
+        # Contents up to this size are not files: the SQLite backend keeps
+        # them in its database (indb.py). 0 makes every content a file (tests
+        # of the file path, and of stores written before schema version 4).
+        self.in_db_max = IN_DB_MAX
+
+    def in_db(self, size: int) -> bool:
+        """Whether a content of `size` octets belongs in the database, not here."""
+        return size <= self.in_db_max
 
     def setup(self) -> None:
         if not self.root.is_dir():
@@ -144,6 +157,14 @@ class BlobStore:
 
     # ---- reading ------------------------------------------------------------
     def read(self, cid: str, offset: int = 0, length: int | None = None) -> bytes:
+        data = self.read_if_there(cid, offset, length)
+        if data is None:
+            raise NotFound("no such content")
+        return data
+
+    def read_if_there(self, cid: str, offset: int = 0, length: int | None = None) -> bytes | None:
+        """`read`, or None when there is no such file (for a caller that then
+        looks in the database: one exception fewer on its hot path)."""
         if offset < 0 or (length is not None and length < 0):
             raise ValueError("offset and length must not be negative")
         if not is_content_id(cid):
@@ -152,7 +173,7 @@ class BlobStore:
             # A plain string path: pathlib costs more than the read on this hot path.
             fd = os.open(f"{self._root_str}/{cid[:2]}/{cid}", os.O_RDONLY)
         except FileNotFoundError:
-            raise NotFound("no such content") from None
+            return None
         try:
             if length is None:
                 length = max(0, os.fstat(fd).st_size - offset)

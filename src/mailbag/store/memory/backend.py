@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import itertools
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -27,6 +28,7 @@ from ..changes import (
 from ..models import (
     DEFAULT_MAILBOXES,
     DELETED,
+    FLAG_BIT,
     INBOX,
     SEEN,
     SEPARATOR,
@@ -44,7 +46,9 @@ from ..models import (
     MailboxStatus,
     Message,
     MessageFacts,
+    MessageIndex,
     ModSeq,
+    ResponseForms,
     SpecialUse,
     UIDValidity,
     canonical_mailbox_name,
@@ -336,6 +340,44 @@ class MemoryStore:
         if content is None:
             raise NotFound("no such content")
         return content.facts
+
+    async def get_forms(self, content_ids: Iterable[ContentID]) -> dict[ContentID, ResponseForms]:
+        out: dict[ContentID, ResponseForms] = {}
+        for cid in content_ids:
+            content = self._contents.get(cid)
+            if content is not None and content.facts.forms is not None:
+                out[cid] = content.facts.forms
+        return out
+
+    async def list_uids(self, mailbox_id: MailboxID) -> array[int]:
+        return array("I", sorted(self._get(mailbox_id).messages))
+
+    async def message_index(
+        self, mailbox_id: MailboxID, columns: frozenset[str] = frozenset()
+    ) -> MessageIndex:
+        msgs = [m for _, m in sorted(self._get(mailbox_id).messages.items())]
+        flags = keywords = days = sizes = modseqs = None
+        if "flags" in columns:
+            flags = array("B", [sum(FLAG_BIT.get(f, 0) for f in m.flags) for m in msgs])
+        if "keywords" in columns:
+            keywords = {
+                int(m.uid): kws
+                for m in msgs
+                if (kws := frozenset(f for f in m.flags if f not in FLAG_BIT))
+            }
+        if "days" in columns:
+            days = array("q", [m.internal_date.date().toordinal() for m in msgs])
+        if "sizes" in columns:
+            sizes = array("Q", [m.size for m in msgs])
+        if "modseqs" in columns:
+            modseqs = array("Q", [m.modseq for m in msgs])
+        uids = array("I", [m.uid for m in msgs])
+        return MessageIndex(uids, flags, keywords, days, sizes, modseqs)
+
+    async def list_keywords(self, mailbox_id: MailboxID) -> list[str]:
+        mb = self._get(mailbox_id)
+        found = {f for m in mb.messages.values() for f in m.flags if not f.startswith("\\")}
+        return sorted(found)
 
     async def read_content(
         self, content_id: ContentID, offset: int = 0, length: int | None = None

@@ -14,6 +14,14 @@ columns/tables instead of reshaping these:
   transaction as the content row; `content_fts` is an FTS5 trigram index
   over it (external content) that a background worker fills, so delivery
   does not pay for tokenizing.
+- FETCH without parsing (version 3): `contents.imap_*` hold ENVELOPE, BODY
+  and BODYSTRUCTURE serialised at delivery when they are the same for every
+  client (`mailbag.proto.imap.structures`); `content_headers` keeps the
+  decoded FROM/TO/CC/BCC/SUBJECT apart from the wide `content_text` rows,
+  so a header SEARCH scans a few hundred kilobytes instead of every body.
+- Message bytes in the database (version 4): `content_bytes` holds the
+  bytes of contents up to 128 KiB, committed with their `contents` row
+  (`mailbag.store.blobs.indb`); bigger ones are files named by `cid`.
 - Content is stored once: `contents.refcount` is kept by triggers on
   `messages`, and messages reference content by integer id (8 bytes a row
   instead of 64 hex digits). A content row is deleted in the same
@@ -25,17 +33,13 @@ from __future__ import annotations
 import sqlite3
 
 from ...errors import StoreUnavailable
+from ..models import FLAG_BIT
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 # System flags as bits of messages.flags, in models.SYSTEM_FLAGS order.
-FLAG_BITS: dict[str, int] = {
-    "\\Seen": 1,
-    "\\Answered": 2,
-    "\\Flagged": 4,
-    "\\Deleted": 8,
-    "\\Draft": 16,
-}
+# (\\Seen 1, \\Answered 2, \\Flagged 4, \\Deleted 8, \\Draft 16: the triggers below use them.)
+FLAG_BITS: dict[str, int] = FLAG_BIT
 SEEN_BIT = 1
 DELETED_BIT = 8
 
@@ -194,17 +198,61 @@ UPDATE schema_version SET version = 2 WHERE version = 1;
 """
 
 
-def _migrate_to_2(conn: sqlite3.Connection) -> None:
+# Version 3: serialised FETCH forms and the narrow header-field table.
+# Contents stored before it have no forms (FETCH serialises their facts, as
+# before) and get their header row from content_text here.
+_V3 = """
+ALTER TABLE contents ADD COLUMN imap_envelope BLOB;
+ALTER TABLE contents ADD COLUMN imap_body BLOB;
+ALTER TABLE contents ADD COLUMN imap_bodystructure BLOB;
+CREATE TABLE IF NOT EXISTS content_headers (
+    content_id INTEGER PRIMARY KEY,       -- contents.id
+    hfrom TEXT NOT NULL,                  -- as in content_text
+    hto TEXT NOT NULL,
+    hcc TEXT NOT NULL,
+    hbcc TEXT NOT NULL,
+    hsubject TEXT NOT NULL
+);
+INSERT OR IGNORE INTO content_headers (content_id, hfrom, hto, hcc, hbcc, hsubject)
+    SELECT content_id, hfrom, hto, hcc, hbcc, hsubject FROM content_text
+    WHERE content_id IS NOT NULL AND state != 2;
+CREATE TRIGGER IF NOT EXISTS contents_headers_gone AFTER DELETE ON contents BEGIN
+    DELETE FROM content_headers WHERE content_id = OLD.id;
+END;
+UPDATE schema_version SET version = 3 WHERE version = 2;
+"""
+
+
+# Version 4: small contents keep their bytes in the database
+# (`mailbag.store.blobs.indb` explains why and what stays true). Contents
+# stored before keep their files; nothing is moved.
+_V4 = """
+CREATE TABLE IF NOT EXISTS content_bytes (
+    content_id INTEGER PRIMARY KEY,       -- contents.id
+    data BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS contents_bytes_gone AFTER DELETE ON contents BEGIN
+    DELETE FROM content_bytes WHERE content_id = OLD.id;
+END;
+UPDATE schema_version SET version = 4 WHERE version = 3;
+"""
+
+
+def _migrate(conn: sqlite3.Connection, source: int, script: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Another process may have migrated while this one waited for the lock.
-        if _version(conn) == 1:
-            for statement in _split(_V2):
+        if _version(conn) == source:
+            for statement in _split(script):
                 conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    _migrate(conn, 1, _V2)
 
 
 def _split(script: str) -> list[str]:
@@ -249,6 +297,12 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
             raise StoreUnavailable(
                 f"cannot create the full-text index (SQLite {sqlite3.sqlite_version}): {e}"
             ) from e
+        version = _version(conn)
+    if version == 2:
+        _migrate(conn, 2, _V3)
+        version = _version(conn)
+    if version == 3:
+        _migrate(conn, 3, _V4)
         version = _version(conn)
     if version != SCHEMA_VERSION:
         # A newer database than this code knows must not be written by it.

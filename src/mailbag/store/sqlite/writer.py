@@ -15,7 +15,8 @@ seen before its commit, and never after the caller has already moved on
 Content files are unlinked only after the commit that deleted their rows,
 inside a second, write-locked transaction that re-checks the rows: another
 unit (in this process or in the CLI's) may have re-added the same content
-meanwhile, and must then find the file.
+meanwhile, and must then find the file. Contents kept in the database
+(blobs/indb.py) leave no file to collect: their bytes go with their row.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class _Job(Generic[T]):
 
 
 _STOP = object()
+
+# (future, result, change records, exception) for a loop to settle.
+_Outcome = tuple["asyncio.Future[Any]", Any, tuple[Change, ...], BaseException | None]
 
 
 def connect(path: Path, busy_timeout: float, *, readonly: bool = False) -> sqlite3.Connection:
@@ -149,12 +153,28 @@ class Writer:
     async def run(self, fn: Callable[[Tx], T], fresh: Iterable[str] = ()) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self.submit(fn, loop, future, fresh)
+        return await future
+
+    def submit(
+        self,
+        fn: Callable[[Tx], T],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[T],
+        fresh: Iterable[str] = (),
+    ) -> None:
+        """Queue a unit whose outcome goes to `future` on `loop` (thread-safe).
+
+        For a worker thread that prepared the unit: queueing it from there
+        saves a round trip through the event loop. A unit whose future is
+        cancelled before it starts is not run, and its `fresh` files are
+        collected.
+        """
         job = _Job(fn, loop, future, tuple(fresh))
         with self._submit_lock:
             if self._closed:
                 raise StoreUnavailable("store is closed")
             self._queue.put(job)
-        return await future
 
     def run_blocking(self, fn: Callable[[Tx], T]) -> T:
         """`run` for a thread without an event loop (the full-text worker).
@@ -221,7 +241,7 @@ class Writer:
                         except sqlite3.Error:
                             log.exception("rollback failed")
                     for job in batch:
-                        self._resolve(job, None, (), StoreUnavailable(f"writer failed: {e}"))
+                        self._resolve_now(job, None, (), StoreUnavailable(f"writer failed: {e}"))
         finally:
             conn.close()
 
@@ -242,7 +262,7 @@ class Writer:
                 err = StoreUnavailable(f"database busy or failing: {e}")
                 for job in units:
                     self._garbage.update(job.fresh)
-                    self._resolve(job, None, (), err)
+                    self._resolve_now(job, None, (), err)
                 return
             aborted: BaseException | None = None
             for job in units:
@@ -297,13 +317,24 @@ class Writer:
         # Files go before the callers hear back, so a caller that deleted the
         # last reference never reads the bytes again.
         self._collect(conn, garbage)
+        # One wake-up per event loop for the whole batch, not one per unit.
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for job, result, tx, exc in outcomes:
             if tx is not None:
                 if job.waiter is None:
                     self.units += 1
-                self._resolve(job, result, tx.changes, None)
+                outcome = self._resolve(job, result, tx.changes, None)
             else:
-                self._resolve(job, None, (), exc)
+                outcome = self._resolve(job, None, (), exc)
+            if outcome is not None:
+                assert job.loop is not None
+                by_loop.setdefault(job.loop, []).append(outcome)
+        for loop, done in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(self._finish, done)
+            except RuntimeError:
+                # The caller's loop is closed; the outcome has nobody to go to.
+                pass
 
     def _resolve(
         self,
@@ -311,39 +342,48 @@ class Writer:
         result: Any,
         changes: Iterable[Change],
         exc: BaseException | None,
-    ) -> None:
+    ) -> _Outcome | None:
+        """Settle a thread's waiter now; return what a loop's future gets."""
         if job.waiter is not None:
             if exc is not None:
                 job.waiter.set_exception(exc)
             else:
                 job.waiter.set_result(result)
-            return
+            return None
         if job.loop is None or job.future is None:
-            return
-        try:
-            job.loop.call_soon_threadsafe(self._finish, job.future, result, tuple(changes), exc)
-        except RuntimeError:
-            # The caller's loop is closed; the outcome has nobody to go to.
-            pass
+            return None
+        return (job.future, result, tuple(changes), exc)
 
-    def _finish(
+    def _resolve_now(
         self,
-        future: asyncio.Future[Any],
+        job: _Job[Any],
         result: Any,
-        changes: tuple[Change, ...],
+        changes: Iterable[Change],
         exc: BaseException | None,
     ) -> None:
-        for change in changes:
+        outcome = self._resolve(job, result, changes, exc)
+        if outcome is not None:
+            assert job.loop is not None
             try:
-                self.hub.publish(change)
-            except Exception:
-                log.exception("change listener failed")
-        if future.cancelled():
-            return
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
+                job.loop.call_soon_threadsafe(self._finish, [outcome])
+            except RuntimeError:
+                pass
+
+    def _finish(self, done: list[_Outcome]) -> None:
+        # Every change of the batch is published before any caller resumes,
+        # and in commit order.
+        for future, result, changes, exc in done:
+            for change in changes:
+                try:
+                    self.hub.publish(change)
+                except Exception:
+                    log.exception("change listener failed")
+            if future.cancelled():
+                continue
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
     def _collect(self, conn: sqlite3.Connection, cids: set[str]) -> None:
         """Unlink the files of `cids` that no content row references.
@@ -361,7 +401,13 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for cid in sorted(cids):
-                    row = conn.execute("SELECT 1 FROM contents WHERE cid = ?", (cid,)).fetchall()
+                    # A row whose bytes are in the database (blobs/indb.py)
+                    # does not need the file: one left by a crash goes too.
+                    row = conn.execute(
+                        "SELECT 1 FROM contents c WHERE c.cid = ? AND NOT EXISTS"
+                        " (SELECT 1 FROM content_bytes b WHERE b.content_id = c.id)",
+                        (cid,),
+                    ).fetchall()
                     if not row:
                         self.blobs.remove(cid)
             finally:

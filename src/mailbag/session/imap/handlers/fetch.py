@@ -34,12 +34,13 @@ Choices where the RFCs leave room (Dovecot 2.3 where it has one):
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ....errors import NotFound, StoreUnavailable
-from ....message import UnknownCTE, body_from_bodystructure, compute_facts, rev1, wire
+from ....message import UnknownCTE, body_from_bodystructure, compute_facts, rev1
 from ....proto.imap import commands as c
 from ....proto.imap.fetch import (
     Attr,
@@ -52,7 +53,6 @@ from ....proto.imap.fetch import (
     sets_seen,
 )
 from ....proto.imap.responses import (
-    Adjacent,
     FetchResponse,
     ResponseCode,
     TaggedResponse,
@@ -60,7 +60,9 @@ from ....proto.imap.responses import (
     flag_atoms,
     internal_date,
 )
-from ....store.models import SEEN, UID, FlagOp, Message, MessageFacts
+from ....proto.imap.structures import envelope_value, structure_value
+from ....proto.imap.wire import MONTHS
+from ....store.models import SEEN, UID, ContentID, FlagOp, Message, MessageFacts, ResponseForms
 from .. import bodydata
 from ..errors import IMAPError
 
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailbag.imap")
 
-BATCH = 256  # messages whose metadata is read (and \Seen set) in one store call
+BATCH = 1024  # messages whose metadata is read (and \Seen set) in one store call
 _RECOMPUTE_IN_THREAD = 1024 * 1024  # parse bigger messages off the event loop
 
 # Items served from the message list alone.
@@ -82,54 +84,6 @@ _RFC822_TEXT = Section(text="TEXT")
 
 class _Gone(Exception):
     """The message disappeared from the store while we served it."""
-
-
-def _wire_tree(value: Any) -> Value:
-    """ENVELOPE/BODYSTRUCTURE facts (str may carry raw bytes as surrogates,
-    see mailbag.message.headers) as response values with the exact octets."""
-    if isinstance(value, str):
-        return wire(value)
-    if isinstance(value, list | tuple):
-        return [_wire_tree(v) for v in value]
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    return wire(str(value))
-
-
-def _envelope(env: Any) -> Value:
-    """An ENVELOPE as a response value: the addresses of a list are written
-    without spaces between them (RFC 9051 §9 `env-from = "(" 1*address ")"`),
-    as Dovecot does."""
-    if not isinstance(env, list) or len(env) != 10:
-        return _wire_tree(env)
-    out: list[Value] = []
-    for i, item in enumerate(env):
-        if 2 <= i <= 7 and isinstance(item, list) and item:
-            out.append([Adjacent(tuple(_wire_tree(a) for a in item))])
-        else:
-            out.append(_wire_tree(item))
-    return out
-
-
-def _structure(bs: Any) -> Value:
-    """A BODY/BODYSTRUCTURE as a response value: the parts of a multipart are
-    written without spaces between them (RFC 9051 §9 `1*body`), as Dovecot does."""
-    if not isinstance(bs, list) or not bs:
-        return _wire_tree(bs)
-    if isinstance(bs[0], list):
-        n = 0
-        while n < len(bs) and isinstance(bs[n], list):
-            n += 1
-        children = Adjacent(tuple(_structure(child) for child in bs[:n]))
-        return [children, *(_wire_tree(v) for v in bs[n:])]
-    if len(bs) > 9 and isinstance(bs[7], list) and isinstance(bs[8], list):
-        # message/rfc822: envelope, then the body of the encapsulated message
-        return [
-            *(_wire_tree(v) for v in bs[:8]),
-            _structure(bs[8]),
-            *(_wire_tree(v) for v in bs[9:]),
-        ]
-    return _wire_tree(bs)
 
 
 def _attributes(cmd: c.FetchCommand) -> list[FetchAttribute]:
@@ -201,14 +155,14 @@ async def _build(
             else:
                 assert facts is not None
                 if att is Attr.ENVELOPE:
-                    value = _envelope(facts.envelope)
+                    value = envelope_value(facts.envelope)
                 elif att is Attr.BODYSTRUCTURE or att is Attr.BODY:
                     bs = facts.bodystructure
                     if att is Attr.BODY:
                         bs = body_from_bodystructure(bs)
                     if not s.rev2:
                         bs = rev1(bs)  # RFC 3501 has no message/global structure
-                    value = _structure(bs)
+                    value = structure_value(bs)
                 else:  # RFC822.HEADER is BODY.PEEK[HEADER], RFC822.TEXT is BODY[TEXT]
                     section = _RFC822_HEADER if att is Attr.RFC822_HEADER else _RFC822_TEXT
                     sd = await bodydata.body_section(store, msg, facts, section, None)
@@ -255,6 +209,119 @@ async def _items(
             raise _Gone from None
 
 
+# ---- the fast path ---------------------------------------------------------------
+# The items most clients fetch in bulk (metadata, ENVELOPE/BODYSTRUCTURE from
+# the forms serialised at delivery, whole small messages) are written as bytes
+# directly; a message that needs anything else goes the general way above.
+# Both give the same octets (tests/session/imap/test_fetch_fast.py).
+
+_FORM_ATTS = frozenset({Attr.ENVELOPE, Attr.BODY, Attr.BODYSTRUCTURE})
+_FAST_ATTS = frozenset(
+    {Attr.UID, Attr.FLAGS, Attr.INTERNALDATE, Attr.RFC822_SIZE, Attr.MODSEQ, Attr.RFC822}
+    | _FORM_ATTS
+)
+_MONTHS_B = tuple(m.encode("ascii") for m in MONTHS)
+_ZONES: dict[dt.tzinfo, bytes] = {}
+
+
+def _zone(t: dt.datetime) -> bytes:
+    tz = t.tzinfo
+    zone = _ZONES.get(tz) if isinstance(tz, dt.timezone) else None
+    if zone is None:
+        off = t.utcoffset() or dt.timedelta(0)
+        minutes = int(off.total_seconds()) // 60
+        sign = b"-" if minutes < 0 else b"+"
+        minutes = abs(minutes)
+        zone = sign + b"%02d%02d" % (minutes // 60, minutes % 60)
+        if isinstance(tz, dt.timezone) and len(_ZONES) < 1024:
+            _ZONES[tz] = zone  # fixed offsets only: others change with the date
+    return zone
+
+
+def _date_bytes(t: dt.datetime) -> bytes:
+    """`wire.format_datetime` quoted, without building a str."""
+    return b'"%02d-%s-%04d %02d:%02d:%02d %s"' % (
+        t.day,
+        _MONTHS_B[t.month - 1],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second,
+        _zone(t),
+    )
+
+
+def _fast_plan(atts: list[FetchAttribute]) -> list[tuple[FetchAttribute, bytes]] | None:
+    """(attribute, response name) when every attribute has a fast form."""
+    plan: list[tuple[FetchAttribute, bytes]] = []
+    for att in atts:
+        whole = isinstance(att, BodySection) and not att.section.part and not att.section.text
+        if att not in _FAST_ATTS and not whole:
+            return None
+        plan.append((att, response_name(att).encode("ascii")))
+    return plan
+
+
+async def _fast_line(
+    s: IMAPSession,
+    seq: int,
+    msg: Message,
+    plan: list[tuple[FetchAttribute, bytes]],
+    forms: ResponseForms | None,
+    seen_changed: bool,
+) -> bytes | None:
+    """The whole `* n FETCH (…)` line, or None when this message must take
+    the general path (no forms, a big body, a read that failed)."""
+    parts: list[bytes] = []
+    for att, name in plan:
+        if att is Attr.UID:
+            parts.append(b"UID %d" % msg.uid)
+        elif att is Attr.FLAGS:
+            parts.append(b"FLAGS " + s.flag_list(msg.uid, msg.flags))
+        elif att is Attr.INTERNALDATE:
+            parts.append(b"INTERNALDATE " + _date_bytes(msg.internal_date))
+        elif att is Attr.RFC822_SIZE:
+            parts.append(b"RFC822.SIZE %d" % msg.size)
+        elif att is Attr.MODSEQ:
+            parts.append(b"MODSEQ (%d)" % msg.modseq)
+        elif att in _FORM_ATTS:
+            if forms is None:
+                return None
+            if att is Attr.ENVELOPE:
+                parts.append(b"ENVELOPE " + forms.envelope)
+            elif att is Attr.BODYSTRUCTURE:
+                parts.append(b"BODYSTRUCTURE " + forms.bodystructure)
+            else:
+                parts.append(b"BODY " + forms.body)
+        else:  # the whole message: RFC822, BODY[], BODY.PEEK[], with a partial
+            partial = att.partial if isinstance(att, BodySection) else None
+            _start, n = bodydata.window(msg.size, partial)
+            if n > bodydata.INLINE_MAX:
+                return None  # streamed by the general path
+            try:
+                if partial is None:
+                    # The whole content: the store finds it by id alone (no range).
+                    data = await s.store.read_content(msg.content_id)
+                    if len(data) != msg.size:
+                        return None  # the general path reports it
+                    sd = bodydata.SectionData(msg.size, bodydata.no_nul(data))
+                else:
+                    sd = await bodydata.byte_range(s.store, msg, 0, msg.size, partial)
+            except NotFound:
+                raise _Gone from None
+            except StoreUnavailable:
+                raise
+            except Exception:
+                return None  # the general path reports or recovers
+            if sd.data is None:
+                return None
+            parts.append(name + b" {%d}\r\n" % sd.size + sd.data)
+    if seen_changed and all(a is not Attr.FLAGS for a, _ in plan):
+        at = 1 if plan and plan[0][0] is Attr.UID else 0
+        parts.insert(at, b"FLAGS " + s.flag_list(msg.uid, msg.flags))
+    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+
+
 def _report_seen(s: IMAPSession, msgs: dict[UID, Message], changed: set[UID]) -> None:
     """FLAGS for messages that got \\Seen in this batch but whose FETCH
     response will not be sent (the command fails): the feed does not echo a
@@ -286,6 +353,7 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
     # RFC 9051 §6.4.5: BODY[...] (not PEEK), BINARY[...], RFC822 and RFC822.TEXT
     # set \Seen; never in a mailbox selected with EXAMINE (§6.3.3).
     mark_seen = not view.read_only and any(sets_seen(a) for a in cmd.attributes)
+    fast = _fast_plan(atts)
     gone = False
     for i in range(0, len(uids), BATCH):
         batch = uids[i : i + BATCH]
@@ -304,6 +372,9 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
                     if old is not None:
                         msgs[update.uid] = replace(old, flags=update.flags, modseq=update.modseq)
                         changed.add(update.uid)
+        forms: dict[ContentID, ResponseForms] = {}
+        if fast is not None and any(a in _FORM_ATTS for a, _ in fast) and msgs:
+            forms = await s.store.get_forms({m.content_id for m in msgs.values()})
         for uid in batch:
             seq = view.seq_of(uid)
             msg = msgs.get(uid)
@@ -313,6 +384,14 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
                 gone = gone or uid not in listed
                 continue
             try:
+                if fast is not None:
+                    line = await _fast_line(
+                        s, seq, msg, fast, forms.get(msg.content_id), uid in changed
+                    )
+                    if line is not None:
+                        changed.discard(uid)
+                        await s.write_bytes(line)
+                        continue
                 items = await _items(s, msg, atts, uid in changed)
             except _Gone:
                 gone = True

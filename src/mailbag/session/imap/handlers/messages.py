@@ -23,6 +23,7 @@ Choices where the RFCs leave room, after Dovecot 2.3 unless said otherwise:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -30,12 +31,9 @@ from typing import TYPE_CHECKING
 from ....errors import StoreError
 from ....proto.imap import commands as c
 from ....proto.imap.responses import (
-    FetchResponse,
     ResponseCode,
     TaggedResponse,
     UntaggedStatus,
-    Value,
-    flag_atoms,
 )
 from ....proto.imap.seqset import SeqSet
 from ....store.models import (
@@ -189,17 +187,21 @@ async def handle_store(s: IMAPSession, cmd: c.StoreCommand) -> TaggedResponse:
         sel.note_own_modseq(update.modseq)
     if not cmd.silent:
         # RFC 9051 §6.4.6: the new flags "as if a FETCH of those flags was done",
-        # for every message of the set; §6.4.9: with UID for UID STORE.
-        for message in await s.store.list_messages(sel.id, uids):
-            seq = sel.seq_of(message.uid)
-            if seq is None or seq > sel.announced_exists:
-                continue  # not yet announced to this client
-            items: list[tuple[str, Value]] = [
-                ("FLAGS", flag_atoms(s.flags_for(message.uid, message.flags)))
-            ]
-            if cmd.uid:
-                items.append(("UID", int(message.uid)))
-            s.send(FetchResponse(seq, tuple(items)))
+        # for every message of the set; §6.4.9: with UID for UID STORE. The
+        # changed ones come back from the store; only the others are read.
+        flags = {u.uid: u.flags for u in updates}
+        if len(flags) < len(uids):
+            unchanged = [u for u in uids if u not in flags]
+            flags.update((m.uid, m.flags) for m in await s.store.list_messages(sel.id, unchanged))
+        for i, uid in enumerate(uids):
+            current = flags.get(uid)
+            seq = sel.seq_of(uid)
+            if current is None or seq is None or seq > sel.announced_exists:
+                continue  # expunged, or not yet announced to this client
+            line = b"* %d FETCH (FLAGS %s" % (seq, s.flag_list(uid, current))
+            await s.write_bytes(line + (b" UID %d)\r\n" % uid if cmd.uid else b")\r\n"))
+            if i % 1000 == 999:
+                await asyncio.sleep(0)  # a big STORE must not starve other sessions
     return TaggedResponse(cmd.tag, "OK", "Store completed.")
 
 

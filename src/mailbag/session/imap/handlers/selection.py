@@ -23,6 +23,7 @@ from ..errors import IMAPError
 from ..selected import SelectedMailbox
 
 if TYPE_CHECKING:
+    from ....store.changes import MessagesAdded
     from ..session import IMAPSession
 
 log = logging.getLogger("mailbag.imap")
@@ -43,7 +44,8 @@ async def handle_select(s: IMAPSession, cmd: c.SelectCommand | c.ExamineCommand)
     # between is missed; the view ignores what the list already holds.
     sub = s.store.changes.subscribe(s.account.id)
     try:
-        messages = await s.store.list_messages(box.id)
+        uids = await s.store.list_uids(box.id)
+        keywords = await s.store.list_keywords(box.id)
         recent_from = None
         if not s.rev2 and not read_only:
             recent_from = await s.store.claim_recent(box.id)
@@ -51,9 +53,9 @@ async def handle_select(s: IMAPSession, cmd: c.SelectCommand | c.ExamineCommand)
     except BaseException:
         sub.close()
         raise
-    view = SelectedMailbox(box, (m.uid for m in messages), read_only, sub, recent_from)
+    view = SelectedMailbox(box, uids, read_only, sub, recent_from)
+    del uids
     s.select(view)
-    keywords = sorted({f for m in messages for f in m.flags if not f.startswith("\\")})
     flags = (*SYSTEM_FLAGS, *keywords)
     s.send(FlagsResponse(flags))
     permanent = () if read_only else (*SYSTEM_FLAGS, *keywords, "\\*")
@@ -94,8 +96,18 @@ async def handle_check(s: IMAPSession, cmd: c.CheckCommand) -> TaggedResponse:
 
 
 class _Idle:
-    """IDLE as a PendingCommand: pushes updates until the client sends DONE."""
+    """IDLE as a PendingCommand: pushes updates until the client sends DONE.
 
+    No task waits while nothing happens (issue 4: an idle session must cost
+    little, and waking thousands of tasks per delivery is slow). `run` sends
+    what is due, leaves two callbacks on the change feed and ends:
+    `_on_added` writes the EXISTS (and RECENT) of new mail straight to the
+    connection, synchronously from the publisher; any other change, or new mail
+    while something is queued or the client is slow to read, is queued and
+    `_wake` starts `run` again.
+    """
+
+    __slots__ = ("s", "tag", "task")
     waits_for_client = True
 
     def __init__(self, s: IMAPSession, tag: str) -> None:
@@ -105,23 +117,56 @@ class _Idle:
 
     async def run(self) -> None:
         s = self.s
-        while not s.finished and (view := s.selected) is not None:
-            await view.wait_for_changes()
-            # RFC 2177 §3: while idling, any update (EXPUNGE too) may be sent at once.
-            s.send_updates(view.poll(allow_expunge=True))
-            await s.flush()
-            if s.finished:
-                # A BYE went out (the mailbox was deleted). The driver is waiting
-                # for client bytes and would keep the connection open: close it.
-                s.channel.close()
-                return
+        try:
+            while not s.finished and (view := s.selected) is not None:
+                # RFC 2177 §3: while idling, any update (EXPUNGE too) may be sent at once.
+                updates = view.poll(allow_expunge=True)
+                if not updates:
+                    # Everything due is written: wait without a task.
+                    view.watch(self._on_added, self._wake)
+                    return
+                s.send_updates(updates)
+                await s.flush()  # records queued meanwhile: the next poll() takes them
+                if s.finished:
+                    # A BYE went out (the mailbox was deleted). The driver is waiting
+                    # for client bytes and would keep the connection open: close it.
+                    s.channel.close()
+                    return
+        except (ConnectionError, OSError):
+            return  # the client is gone; the driver sees it and cleans up
+        except Exception:
+            # DESIGN.md §2.6: a bug ends this connection only, with a traceback.
+            log.exception("imap user=%s peer=%s IDLE update failed", s.user, s.peer)
+            s.channel.close()
+        finally:
+            if self.task is asyncio.current_task():
+                self.task = None
+
+    def _on_added(self, change: MessagesAdded) -> bool:
+        s = self.s
+        view = s.selected
+        # After a BYE (autologout, shutdown) nothing more may be written.
+        if view is None or s.finished:
+            return False
+        return view.push_added(change, not s.rev2, s.channel.write_nowait)
+
+    def _wake(self) -> None:
+        # A record was queued (called from inside ChangeHub.publish).
+        if self.s.selected is not None:
+            self.s.selected.unwatch()
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self.run())
 
     async def _stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
+        # Synchronously first: once DONE is read, nothing may be written before
+        # the tagged OK but what poll() returns then (RFC 2177 §3).
+        if self.s.selected is not None:
+            self.s.selected.unwatch()
+        task, self.task = self.task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
-            self.task = None
+                await task
 
     async def line(self, data: bytes) -> None:
         await self._stop()
