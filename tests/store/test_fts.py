@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+import sqlite_support
 
 from mailbag.errors import Cannot
 from mailbag.message import body_text, compute_facts, message_text
@@ -35,11 +36,7 @@ FIELDS = ("BODY", "TEXT", "FROM", "TO", "CC", "BCC", "SUBJECT")
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with asyncio.timeout(120):
-            return await fn()
-
-    return asyncio.run(main())
+    return sqlite_support.run(fn, timeout=120)
 
 
 def crlf(text: str) -> bytes:

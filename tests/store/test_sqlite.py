@@ -9,11 +9,11 @@ import stat
 import sys
 import textwrap
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
+from sqlite_support import opened, run, user
 
 from mailbag.errors import NotFound, StoreError, StoreUnavailable
 from mailbag.store.blobs import content_id
@@ -22,41 +22,12 @@ from mailbag.store.contract import message
 from mailbag.store.models import (
     INBOX,
     UID,
-    Account,
     AppendRequest,
     FlagOp,
-    Mailbox,
     MessageFacts,
 )
 from mailbag.store.sqlite.backend import SQLiteStore
 from mailbag.store.sqlite.writer import Tx
-
-T = TypeVar("T")
-
-
-def run(fn: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with asyncio.timeout(60):
-            return await fn()
-
-    return asyncio.run(main())
-
-
-async def opened(path: Path, *, files_only: bool = False, **kw: float) -> SQLiteStore:
-    store = SQLiteStore(path, **kw)  # type: ignore[arg-type]
-    if files_only:
-        # Every content a file, as in a store written before schema version 4
-        # (small contents are otherwise kept in the database: blobs/indb.py).
-        store.blobs.in_db_max = 0
-    await store.open()
-    return store
-
-
-async def user(store: SQLiteStore, address: str = "alice@example.org") -> tuple[Account, Mailbox]:
-    acct = await store.create_account(address, "hash")
-    box = await store.get_mailbox(acct.id, INBOX)
-    assert box is not None
-    return acct, box
 
 
 def test_group_commit_batches_concurrent_appends(tmp_path: Path) -> None:

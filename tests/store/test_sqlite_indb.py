@@ -12,44 +12,19 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
+from sqlite_support import opened, run, user
 
 from mailbag.errors import NotFound
 from mailbag.store.blobs import content_id
 from mailbag.store.blobs.indb import IN_DB_MAX
 from mailbag.store.contract import message
-from mailbag.store.models import INBOX, UID, Account, AppendRequest, ContentID, Mailbox
+from mailbag.store.models import UID, AppendRequest, ContentID, Mailbox
 from mailbag.store.sqlite.backend import SQLiteStore
 from mailbag.store.sqlite.schema import SCHEMA_VERSION
-
-T = TypeVar("T")
-
-
-def run(fn: Callable[[], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with asyncio.timeout(60):
-            return await fn()
-
-    return asyncio.run(main())
-
-
-async def opened(path: Path, *, files_only: bool = False, **kw: bool) -> SQLiteStore:
-    store = SQLiteStore(path, **kw)
-    if files_only:
-        store.blobs.in_db_max = 0
-    await store.open()
-    return store
-
-
-async def user(store: SQLiteStore, address: str = "alice@example.org") -> tuple[Account, Mailbox]:
-    acct = await store.get_account(address) or await store.create_account(address, "hash")
-    box = await store.get_mailbox(acct.id, INBOX)
-    assert box is not None
-    return acct, box
 
 
 def sized(n: int, size: int) -> bytes:
