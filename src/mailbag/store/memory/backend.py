@@ -350,7 +350,7 @@ class MemoryStore:
         return out
 
     async def list_uids(self, mailbox_id: MailboxID) -> array[int]:
-        return array("I", sorted(self._get(mailbox_id).messages))
+        return (await self.message_index(mailbox_id)).uids
 
     async def message_index(
         self, mailbox_id: MailboxID, columns: frozenset[str] = frozenset()

@@ -967,6 +967,11 @@ class SQLiteStore:
         finally:
             self._kick()
 
+    def _require_mailbox(self, mailbox_id: MailboxID) -> None:
+        """NotFound unless the mailbox exists (an empty answer may mean either)."""
+        if not self._q("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)):
+            raise NotFound("mailbox does not exist")
+
     def _list(self, mailbox_id: MailboxID, uids: list[int] | None) -> list[Message]:
         select = f"SELECT {_MESSAGE_COLUMNS} FROM messages m JOIN contents c ON c.id = m.content_id"
         if uids is None:
@@ -988,8 +993,8 @@ class SQLiteStore:
                 " ORDER BY m.uid",
                 (mailbox_id, json.dumps(uids)),
             )
-        if not rows and not self._q("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)):
-            raise NotFound("mailbox does not exist")
+        if not rows:
+            self._require_mailbox(mailbox_id)
         return _messages(mailbox_id, rows)
 
     async def list_messages(
@@ -1025,20 +1030,8 @@ class SQLiteStore:
         )
         return {ContentID(cid): ResponseForms(env, body, bs) for cid, env, body, bs in rows}
 
-    def _uids(self, mailbox_id: MailboxID) -> array[int]:
-        rows = self._q("SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,))
-        if not rows and not self._q("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)):
-            raise NotFound("mailbox does not exist")
-        return array("I", [r[0] for r in rows])
-
     async def list_uids(self, mailbox_id: MailboxID) -> array[int]:
-        # Small mailboxes on the loop: cheaper than the hop to a thread.
-        status = self._q("SELECT message_count FROM mailboxes WHERE id = ?", (mailbox_id,))
-        if not status:
-            raise NotFound("mailbox does not exist")
-        if status[0][0] <= _DIRECT_UIDS * 16:
-            return self._uids(mailbox_id)
-        return await self._in_thread(self._uids, mailbox_id)
+        return (await self.message_index(mailbox_id)).uids
 
     def _index(self, mailbox_id: MailboxID, columns: frozenset[str]) -> MessageIndex:
         names = ["uid"]
@@ -1056,8 +1049,8 @@ class SQLiteStore:
             f"SELECT {', '.join(names)} FROM messages WHERE mailbox_id = ? ORDER BY uid",
             (mailbox_id,),
         )
-        if not rows and not self._q("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)):
-            raise NotFound("mailbox does not exist")
+        if not rows:
+            self._require_mailbox(mailbox_id)
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         it = iter(cols)
         uids = array("I", next(it))
@@ -1092,8 +1085,8 @@ class SQLiteStore:
             "SELECT DISTINCT keywords FROM messages WHERE mailbox_id = ? AND keywords IS NOT NULL",
             (mailbox_id,),
         )
-        if not rows and not self._q("SELECT 1 FROM mailboxes WHERE id = ?", (mailbox_id,)):
-            raise NotFound("mailbox does not exist")
+        if not rows:
+            self._require_mailbox(mailbox_id)
         found: set[str] = set()
         for (doc,) in rows:
             found.update(json.loads(doc))

@@ -34,7 +34,6 @@ Choices where the RFCs leave room (Dovecot 2.3 where it has one):
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -61,7 +60,7 @@ from ....proto.imap.responses import (
     internal_date,
 )
 from ....proto.imap.structures import envelope_value, structure_value
-from ....proto.imap.wire import MONTHS
+from ....proto.imap.wire import datetime_bytes
 from ....store.models import SEEN, UID, ContentID, FlagOp, Message, MessageFacts, ResponseForms
 from .. import bodydata
 from ..errors import IMAPError
@@ -220,35 +219,6 @@ _FAST_ATTS = frozenset(
     {Attr.UID, Attr.FLAGS, Attr.INTERNALDATE, Attr.RFC822_SIZE, Attr.MODSEQ, Attr.RFC822}
     | _FORM_ATTS
 )
-_MONTHS_B = tuple(m.encode("ascii") for m in MONTHS)
-_ZONES: dict[dt.tzinfo, bytes] = {}
-
-
-def _zone(t: dt.datetime) -> bytes:
-    tz = t.tzinfo
-    zone = _ZONES.get(tz) if isinstance(tz, dt.timezone) else None
-    if zone is None:
-        off = t.utcoffset() or dt.timedelta(0)
-        minutes = int(off.total_seconds()) // 60
-        sign = b"-" if minutes < 0 else b"+"
-        minutes = abs(minutes)
-        zone = sign + b"%02d%02d" % (minutes // 60, minutes % 60)
-        if isinstance(tz, dt.timezone) and len(_ZONES) < 1024:
-            _ZONES[tz] = zone  # fixed offsets only: others change with the date
-    return zone
-
-
-def _date_bytes(t: dt.datetime) -> bytes:
-    """`wire.format_datetime` quoted, without building a str."""
-    return b'"%02d-%s-%04d %02d:%02d:%02d %s"' % (
-        t.day,
-        _MONTHS_B[t.month - 1],
-        t.year,
-        t.hour,
-        t.minute,
-        t.second,
-        _zone(t),
-    )
 
 
 def _fast_plan(atts: list[FetchAttribute]) -> list[tuple[FetchAttribute, bytes]] | None:
@@ -279,7 +249,7 @@ async def _fast_line(
         elif att is Attr.FLAGS:
             parts.append(b"FLAGS " + s.flag_list(msg.uid, msg.flags))
         elif att is Attr.INTERNALDATE:
-            parts.append(b"INTERNALDATE " + _date_bytes(msg.internal_date))
+            parts.append(b'INTERNALDATE "' + datetime_bytes(msg.internal_date) + b'"')
         elif att is Attr.RFC822_SIZE:
             parts.append(b"RFC822.SIZE %d" % msg.size)
         elif att is Attr.MODSEQ:
