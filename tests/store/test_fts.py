@@ -16,6 +16,7 @@ import base64
 import quopri
 import random
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +30,7 @@ from mailbag.message.search import decoded_headers
 from mailbag.store.models import INBOX, UID, AppendRequest, FlagOp, Mailbox, MessageFacts
 from mailbag.store.sqlite import fts
 from mailbag.store.sqlite.backend import SQLiteStore
+from mailbag.store.sqlite.schema import SCHEMA_VERSION
 
 T = TypeVar("T")
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
@@ -442,6 +444,48 @@ def test_unindexed_messages_are_left_to_the_scan(tmp_path: Path) -> None:
     run(go)
 
 
+def test_indexer_waits_while_mail_arrives_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While deliveries keep the writer busy and little text waits, the
+    worker leaves it pending (searched with instr(), same answers); a drain
+    request, or a backlog over BUSY_BACKLOG_CHARS, makes it index anyway."""
+    messages = made_messages()
+    words = ["zebras", "straße", "caf"]
+
+    async def go() -> None:
+        store = await opened(tmp_path)
+        try:
+            box = await inbox(store)
+            await asyncio.to_thread(drain, store)  # the worker's first round is over
+            writer = store._w()
+            msgs = await deliver(store, box, messages[:3])
+            # Deliveries "keep arriving" for the next hour.
+            monkeypatch.setattr(writer, "foreground_at", time.monotonic() + 3600)
+            store._kick()
+            await asyncio.sleep(0.3)
+            assert set(states(store).values()) == {fts.PENDING}
+            await compare(store, box, msgs, words)  # answered from the stored text
+            # Asked to finish: it indexes although mail is arriving.
+            await asyncio.to_thread(drain, store)
+            assert set(states(store).values()) == {fts.INDEXED}
+            # A backlog over the bound is indexed while mail is arriving.
+            monkeypatch.setattr(fts, "BUSY_BACKLOG_CHARS", 1)
+            more = await deliver(store, box, messages[3:5])
+            monkeypatch.setattr(writer, "foreground_at", time.monotonic() + 3600)
+            store._kick()
+            for _ in range(200):
+                if set(states(store).values()) == {fts.INDEXED}:
+                    break
+                await asyncio.sleep(0.05)
+            assert set(states(store).values()) == {fts.INDEXED}
+            await compare(store, box, {**msgs, **more}, words)
+        finally:
+            await store.close()
+
+    run(go)
+
+
 def test_migration_builds_the_index_for_existing_messages(tmp_path: Path) -> None:
     """A version 1 database (no text) is brought to version 2 at open; until
     the background worker reached a content it is unindexed (scanned), then
@@ -487,7 +531,9 @@ def test_migration_builds_the_index_for_existing_messages(tmp_path: Path) -> Non
                 assert conn.execute(
                     "SELECT value FROM meta WHERE key = 'text_backfill'"
                 ).fetchone() == (1,)
-                assert conn.execute("SELECT version FROM schema_version").fetchone() == (4,)
+                assert conn.execute("SELECT version FROM schema_version").fetchone() == (
+                    SCHEMA_VERSION,
+                )
         finally:
             await store.close()
 

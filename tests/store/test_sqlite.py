@@ -27,6 +27,7 @@ from mailbag.store.models import (
     MessageFacts,
 )
 from mailbag.store.sqlite.backend import SQLiteStore
+from mailbag.store.sqlite.schema import SCHEMA_VERSION
 from mailbag.store.sqlite.writer import Tx
 
 
@@ -518,7 +519,9 @@ def test_version_2_database_is_brought_to_3(tmp_path: Path) -> None:
         finally:
             await store.close()
         with sqlite3.connect(tmp_path / "mailbag.db") as conn:
-            assert conn.execute("SELECT version FROM schema_version").fetchone() == (4,)
+            assert conn.execute("SELECT version FROM schema_version").fetchone() == (
+                SCHEMA_VERSION,
+            )
 
     run(go)
 
@@ -573,6 +576,17 @@ def test_refcounts_and_counters_stay_exact(tmp_path: Path) -> None:
             await store.move(inbox.id, map(UID, range(20, 30)), trash.id)
             await store.expunge(inbox.id)
             await store.store_flags(trash.id, map(UID, range(1, 10)), FlagOp.REPLACE, [])
+            # Flag changes in every direction, with keywords (the counters
+            # follow store_flags, not a trigger, since schema version 5).
+            await store.store_flags(trash.id, map(UID, range(1, 30)), FlagOp.ADD, ["\\Seen", "$A"])
+            await store.store_flags(trash.id, map(UID, range(1, 30, 2)), FlagOp.REMOVE, ["\\Seen"])
+            await store.store_flags(
+                trash.id, map(UID, range(5, 25)), FlagOp.REPLACE, ["\\Deleted", "$B"]
+            )
+            await store.store_flags(trash.id, map(UID, range(1, 30, 3)), FlagOp.ADD, ["\\Seen"])
+            await store.store_flags(
+                trash.id, map(UID, range(1, 30, 5)), FlagOp.REMOVE, ["\\Deleted"]
+            )
             conn = sqlite3.connect(tmp_path / "mailbag.db")
             bad = conn.execute(
                 """
@@ -598,6 +612,47 @@ def test_refcounts_and_counters_stay_exact(tmp_path: Path) -> None:
             assert store.verify() == ([], [])
         finally:
             await store.close()
+
+    run(go)
+
+
+def test_version_4_database_is_brought_to_5(tmp_path: Path) -> None:
+    """Version 5 drops the per-row flag trigger; a version 4 database (which
+    has it) is migrated on open, and its counters stay exact afterwards."""
+
+    async def go() -> None:
+        store = await opened(tmp_path)
+        try:
+            _, inbox = await user(store)
+            await store.append(inbox.id, [AppendRequest(message(n)) for n in range(6)])
+        finally:
+            await store.close()
+        with sqlite3.connect(tmp_path / "mailbag.db") as conn:
+            conn.executescript(
+                "CREATE TRIGGER messages_flagged AFTER UPDATE OF flags ON messages"
+                " WHEN (OLD.flags & 9) != (NEW.flags & 9) BEGIN"
+                " UPDATE mailboxes SET"
+                " unseen_count = unseen_count + ((NEW.flags & 1) = 0) - ((OLD.flags & 1) = 0),"
+                " deleted_count = deleted_count + ((NEW.flags & 8) != 0) - ((OLD.flags & 8) != 0)"
+                " WHERE id = NEW.mailbox_id; END;"
+                " UPDATE schema_version SET version = 4;"
+            )
+        store = await opened(tmp_path)
+        try:
+            _, inbox = await user(store)
+            await store.store_flags(inbox.id, map(UID, [1, 2, 3]), FlagOp.ADD, ["\\Seen"])
+            await store.store_flags(inbox.id, map(UID, [2, 5]), FlagOp.ADD, ["\\Deleted"])
+            status = await store.mailbox_status(inbox.id)
+            assert (status.unseen, status.deleted) == (3, 2)
+        finally:
+            await store.close()
+        with sqlite3.connect(tmp_path / "mailbag.db") as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchone() == (5,)
+            triggers = conn.execute(
+                "SELECT name FROM sqlite_master"
+                " WHERE type = 'trigger' AND name = 'messages_flagged'"
+            ).fetchall()
+            assert triggers == []
 
     run(go)
 

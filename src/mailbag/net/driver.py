@@ -27,6 +27,9 @@ class ConnectionChannel:
         self.peer_host = conn.peer_host
         self.peer_port = conn.peer_port
         self.local_port = conn.local_port
+        # The Connection's own method, not a wrapper: IMAP IDLE pushes call it
+        # once per idling session per delivery (issue 4).
+        self.write_nowait: Callable[[bytes], bool] = conn.write_nowait
 
     @property
     def is_tls(self) -> bool:
@@ -46,9 +49,6 @@ class ConnectionChannel:
 
     async def write(self, data: bytes) -> None:
         await self._conn.write(data)
-
-    def write_nowait(self, data: bytes) -> bool:
-        return self._conn.write_nowait(data)
 
     async def start_tls(self) -> None:
         if self._tls is None:

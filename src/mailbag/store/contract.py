@@ -622,6 +622,7 @@ async def check_message_index(h: Harness) -> None:
     bare = await s.message_index(inbox.id)
     assert list(bare.uids) == [m.uid for m in msgs] == [2, 3, 4]
     assert (bare.flags, bare.keywords, bare.days, bare.sizes, bare.modseqs) == (None,) * 5
+    assert (bare.dates, bare.zones) == (None, None)
     full = await s.message_index(inbox.id, INDEX_COLUMNS)
     assert list(full.uids) == [2, 3, 4]
     assert full.flags is not None and list(full.flags) == [
@@ -638,6 +639,13 @@ async def check_message_index(h: Harness) -> None:
     ]
     assert full.sizes is not None and list(full.sizes) == [m.size for m in msgs]
     assert full.modseqs is not None and list(full.modseqs) == [m.modseq for m in msgs]
+    assert full.dates is not None and full.zones is not None
+    stored = [
+        dt.datetime.fromtimestamp(t, dt.timezone(dt.timedelta(seconds=z)))
+        for t, z in zip(full.dates, full.zones, strict=True)
+    ]
+    assert stored == [m.internal_date for m in msgs] == [dates[1], dates[2], dates[0]]
+    assert [z for z in full.zones] == [0, 14 * 3600, -5 * 3600]
     assert r2.uids == (4,)
     gone = await s.create_mailbox(alice.id, "gone")
     await s.delete_mailbox(alice.id, "gone")
@@ -665,6 +673,25 @@ async def check_read_content_ranges(h: Harness) -> None:
     assert await s.read_content(m_big.content_id, 250_000) == big[250_000:]
     await raises(NotFound, s.read_content(ContentID("f" * 64)))
     await raises(NotFound, s.read_content(ContentID("../../../../etc/passwd")))
+
+
+@check()
+async def check_read_contents(h: Harness) -> None:
+    s = h.store
+    alice = await account(s)
+    inbox = await mailbox(s, alice)
+    datas = [message(1), message(2, body_size=300_000), message(3, body_size=0)]
+    await s.append(inbox.id, [AppendRequest(d) for d in datas])
+    msgs = await s.list_messages(inbox.id)
+    cids = [m.content_id for m in msgs]
+    missing = ContentID("f" * 64)
+    got = await s.read_contents([cids[2], missing, cids[0], cids[1], cids[0]])
+    assert got == dict(zip(cids, datas, strict=True))
+    assert await s.read_contents([]) == {}
+    assert await s.read_contents([ContentID("../../../../etc/passwd")]) == {}
+    # After the last reference is expunged the bytes are no longer there.
+    await s.expunge(inbox.id, [msgs[0].uid], require_deleted=False)
+    assert await s.read_contents(cids) == dict(zip(cids[1:], datas[1:], strict=True))
 
 
 @check()
@@ -871,6 +898,27 @@ async def check_claim_recent(h: Harness) -> None:
     assert await s.claim_recent(inbox.id) == 4
     assert (await mailbox(s, alice)).first_recent_uid == 6
     await raises(NotFound, s.claim_recent(type(inbox.id)(inbox.id + 999)))
+
+
+@check()
+async def check_claim_recent_is_exclusive(h: Harness) -> None:
+    """RFC 3501 §2.3.2: of sessions selecting at once, exactly one gets the new
+    messages as \\Recent; STATUS counts none from the moment of the claim, and
+    mail delivered after it is recent for the next claimer only."""
+    s = h.store
+    alice = await account(s)
+    inbox = await mailbox(s, alice)
+    await fill(s, inbox, 3)
+    got = await asyncio.gather(*(s.claim_recent(inbox.id) for _ in range(8)))
+    assert sorted(got) == [1] + [4] * 7
+    assert (await s.mailbox_status(inbox.id)).recent == 0
+    await fill(s, inbox, 2)
+    assert (await s.mailbox_status(inbox.id)).recent == 2
+    got = await asyncio.gather(*(s.claim_recent(inbox.id) for _ in range(4)))
+    assert sorted(got) == [4, 6, 6, 6]
+    assert (await s.mailbox_status(inbox.id)).recent == 0
+    assert await s.claim_recent(inbox.id) == 6
+    assert (await mailbox(s, alice)).first_recent_uid == 6
 
 
 @check()

@@ -162,6 +162,13 @@ class MessageStore(Protocol):
         """The stored bytes, or a range of them (reads only that range)."""
         ...
 
+    async def read_contents(self, content_ids: Iterable[ContentID]) -> dict[ContentID, bytes]:
+        """The whole bytes of those of `content_ids` the store holds, in one
+        call (FETCH 1:* BODY[] and pipelined POP3 RETR read many small
+        messages; one read per message costs more than the bytes). The caller
+        bounds the total size; ids not stored are left out."""
+        ...
+
     async def store_flags(
         self,
         mailbox_id: MailboxID,

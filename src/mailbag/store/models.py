@@ -162,7 +162,7 @@ class Message:
 
 
 # Columns MessageStore.message_index can return besides the UIDs.
-INDEX_COLUMNS = frozenset({"flags", "keywords", "days", "sizes", "modseqs"})
+INDEX_COLUMNS = frozenset({"flags", "keywords", "days", "sizes", "modseqs", "dates", "zones"})
 
 
 @dataclass(slots=True, frozen=True)
@@ -177,6 +177,10 @@ class MessageIndex:
     days: array[int] | None = None  # date.toordinal() of the internal date in its own zone
     sizes: array[int] | None = None
     modseqs: array[int] | None = None
+    # The internal date as unix seconds and its zone's UTC offset in seconds
+    # (FETCH INTERNALDATE of a whole mailbox without a datetime per message).
+    dates: array[int] | None = None
+    zones: array[int] | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -132,3 +132,80 @@ def test_body_fetch_sets_seen_and_reports_flags(tmp_path: Path) -> None:
         assert general.startswith(b"* 4 FETCH (UID 4 FLAGS (\\Seen \\Recent) BODY[]<0> {10}\r\n")
         again = _fetch(client, "UID FETCH 1 (UID BODY[]<0.10>)")
         assert again.startswith(b"* 1 FETCH (UID 1 BODY[]<0> {10}\r\n")
+
+
+def test_literal_octets_and_the_items_around_them(tmp_path: Path) -> None:
+    """The fast path writes a body's octets as a piece of their own: the items
+    after it still get their space (also when the body ends like a literal
+    header), and FLAGS set by BODY[] goes first when UID is not asked for.
+    Bodies are read in bulk across more than one store call."""
+    from mailbag.session.imap.handlers import fetch
+
+    tricky = b"Subject: braces\r\n\r\nends like a literal {5}\r\n"
+    store = SQLiteStore(tmp_path / "store", fts_worker=False)
+    srv = ServerThread(tmp_path / "srv", store=store, ports=_ONLY_IMAP)
+    old = fetch.PREFETCH_BYTES
+    fetch.PREFETCH_BYTES = 100  # every message its own bulk read
+    try:
+        with srv:
+            add_user(srv, "alice")
+            small = [b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i) for i in range(5)]
+            add_messages(srv, "alice", "INBOX", [AppendRequest(d) for d in [tricky, *small]])
+            client = connect(srv, rev2=True)
+            assert tagged(raw(client, "s SELECT INBOX")).startswith("s OK")
+            got = _fetch(client, "FETCH 1 (BODY[] RFC822.SIZE)")
+            n = len(tricky)
+            assert got.startswith(
+                b"* 1 FETCH (FLAGS (\\Seen) BODY[] {%d}\r\n" % n
+                + tricky
+                + b" RFC822.SIZE %d)\r\n" % n
+            ), got
+            every = _fetch(client, "FETCH 1:* (BODY.PEEK[] RFC822.SIZE)")
+            for i, data in enumerate([tricky, *small], start=1):
+                line = b"* %d FETCH (BODY[] {%d}\r\n" % (i, len(data))
+                assert line + data + b" RFC822.SIZE %d)\r\n" % len(data) in every, i
+    finally:
+        fetch.PREFETCH_BYTES = old
+
+
+def test_metadata_from_the_column_index_equals_the_per_message_path(tmp_path: Path) -> None:
+    """FETCH of metadata over much of a mailbox is formatted from the store's
+    columns (message_index); the octets equal the per-message path's, for
+    IMAP4rev1 (\\Recent) and IMAP4rev2, UID and sequence forms, keywords and
+    internal dates in their own zones; a message expunged by another session
+    gets no answer and the command says EXPUNGEISSUED."""
+    from mailbag.session.imap.handlers import fetch
+
+    commands = [
+        "UID FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)",
+        "FETCH 1:* (INTERNALDATE FLAGS)",
+        "FETCH 2:30 (RFC822.SIZE UID)",
+        "UID FETCH 5,3,9:12 FLAGS",
+    ]
+    with server(tmp_path) as (srv, _store, _n):
+        for mode in ("rev1", "rev2"):
+            client = _session(srv, mode)
+            old = fetch.INDEX_MIN
+            try:
+                fetch.INDEX_MIN = 1
+                by_index = [_fetch(client, c) for c in commands]
+                fetch.INDEX_MIN = 10**9
+                per_message = [_fetch(client, c) for c in commands]
+            finally:
+                fetch.INDEX_MIN = old
+            assert by_index == per_message, mode
+            assert b"INTERNALDATE" in by_index[0] and b"$Label" in by_index[0]
+        # Another session expunges message 2 while this one still shows it.
+        watcher = _session(srv, "rev2")
+        other = connect(srv)
+        assert tagged(raw(other, "s SELECT INBOX")).startswith("s OK")
+        raw(other, "a UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+        assert tagged(raw(other, "b EXPUNGE")).startswith("b OK")
+        old = fetch.INDEX_MIN
+        fetch.INDEX_MIN = 1
+        try:
+            out = raw(watcher, "f FETCH 1:* (UID RFC822.SIZE)")
+        finally:
+            fetch.INDEX_MIN = old
+        assert tagged(out).startswith("f OK [EXPUNGEISSUED]"), out[-200:]
+        assert b"(UID 2 " not in out and b"(UID 3 " in out

@@ -425,6 +425,9 @@ def test_refused_push_is_announced_by_the_queue_once() -> None:
         )
 
         hub.publish(MessagesAdded(AccountID(1), MailboxID(7), (UID(3),), ModSeq(2)))
+        # The publisher never waits for the push: it happens in a later iteration.
+        assert sub.has_pending() and woken == []
+        await hub.pushed()
         assert sub.has_pending() and woken == [0]  # refused: queued, the waiter called
         hub.publish(MessagesAdded(AccountID(1), MailboxID(7), (UID(4),), ModSeq(3)))
         assert view.poll(allow_expunge=True) == [Exists(4), Recent(3)]
@@ -435,15 +438,18 @@ def test_refused_push_is_announced_by_the_queue_once() -> None:
         await _read_until(peer, conn, b"-\r\n")
         await drained
         hub.publish(MessagesAdded(AccountID(1), MailboxID(7), (UID(5), UID(6)), ModSeq(4)))
+        await hub.pushed()
         assert not sub.has_pending()
         assert await _read_until(peer, conn, b"RECENT\r\n") == b"* 6 EXISTS\r\n* 5 RECENT\r\n"
         assert view.poll(allow_expunge=True) == []
         # Mail for another mailbox of the account: nothing to say, nothing queued.
         hub.publish(MessagesAdded(AccountID(1), MailboxID(8), (UID(1),), ModSeq(1)))
+        await hub.pushed()
         assert not sub.has_pending() and view.poll(allow_expunge=True) == []
         # Something else queued first: new mail waits behind it, in order.
         hub.publish(MessagesExpunged(AccountID(1), MailboxID(7), (UID(1),), ModSeq(5)))
         hub.publish(MessagesAdded(AccountID(1), MailboxID(7), (UID(7),), ModSeq(6)))
+        await hub.pushed()
         assert view.poll(allow_expunge=True) == [Expunge(1, UID(1)), Exists(6), Recent(6)]
         view.close()
         conn.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import time
 from pathlib import Path
 
@@ -511,19 +512,23 @@ def test_missing_or_odd_facts(tmp_path: Path) -> None:
 
 def test_big_text_scan_does_not_block(tmp_path: Path) -> None:
     """DESIGN.md §2.6 / §3: a TEXT search over many messages yields to the
-    event loop often, so other sessions are served while it runs: the longest
-    stall of the server loop stays a small part of the search time, and
-    another session's NOOP is answered meanwhile."""
+    event loop often, so other sessions are served while it runs: the server
+    loop never spends more than a third of its CPU time of the whole run
+    between two turns (CPU time of the loop thread, so a loaded machine that
+    preempts the thread does not count as a stall), and another session's
+    NOOP is answered meanwhile. The garbage collector is off meanwhile: a
+    full collection of the whole test process's heap (~85 ms of CPU seen in
+    a full suite run) is not the search's stall."""
     body = b"lorem ipsum dolor sit amet, consectetur adipiscing elit\r\n" * 40
     many = [b"From: a@b\r\nSubject: m%d\r\n\r\n" % i + body for i in range(3000)]
     many += [b"From: a@b\r\nSubject: last\r\n\r\nneedle here\r\n"]
     gaps: list[float] = []
 
     async def ticker() -> None:
-        last = time.monotonic()
+        last = time.thread_time()
         while True:
             await asyncio.sleep(0)
-            now = time.monotonic()
+            now = time.thread_time()
             gaps.append(now - last)
             last = now
 
@@ -539,16 +544,21 @@ def test_big_text_scan_does_not_block(tmp_path: Path) -> None:
         c1 = connect(srv)
         c2 = connect(srv)
         raw(c1, "x EXAMINE INBOX")
-        task = srv.run(start())
-        started = time.monotonic()
-        c1.send(b"a SEARCH TEXT needle\r\n")
-        time.sleep(0.01)
-        noop = raw(c2, "n NOOP")
-        out = raw(c1, b"b NOOP")
-        search_time = time.monotonic() - started
-        srv.run(stop(task))
+        gc.collect()
+        gc.disable()
+        try:
+            task = srv.run(start())
+            c1.send(b"a SEARCH TEXT needle\r\n")
+            time.sleep(0.01)
+            noop = raw(c2, "n NOOP")
+            out = raw(c1, b"b NOOP")
+            srv.run(stop(task))
+        finally:
+            gc.enable()
         assert tagged(noop) == "n OK NOOP completed."
         assert out.startswith(b"* SEARCH 3001\r\na OK Search completed.\r\n")
-        assert max(gaps) < max(0.02, search_time / 4), (max(gaps), search_time)
+        # Reading and matching 3,000 bodies of 2.3 KB costs tens of ms of
+        # CPU; scanned in one go, it would be most of the loop's CPU time.
+        assert max(gaps) < sum(gaps) / 3, (max(gaps), sum(gaps))
         c1.close()
         c2.close()

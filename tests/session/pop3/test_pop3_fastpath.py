@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pop3_helpers import POP3Conn, pop3_server
+from pop3_helpers import POP3Conn, POP3Env, pop3_server
 
 from mailbag.proto.pop3 import DotStuffer, TopLimiter, stuff_whole, top_part
 from mailbag.session.pop3.session import FLUSH_AT, READ_CHUNK
@@ -107,6 +107,16 @@ def read_exactly(c: POP3Conn, n: int) -> bytes:
 # ---- over a real socket ---------------------------------------------------------
 
 
+def assert_pipelined(env: POP3Env, commands: list[bytes], want: bytes) -> None:
+    """Log in, send `commands` in one go, and get exactly `want` back; the
+    session still answers afterwards."""
+    with env.connect() as c:
+        c.login()
+        c.send(b"".join(x + b"\r\n" for x in commands))
+        assert read_exactly(c, len(want)) == want
+        assert c.cmd("NOOP") == "+OK"
+
+
 def test_pipelined_retr_and_top_of_every_shape(tmp_path: Path) -> None:
     """One packet of RETR and TOP n (n = 0, 1, 2, 50) for every shape: the
     answer stream equals the reference octet for octet, in command order."""
@@ -120,12 +130,7 @@ def test_pipelined_retr_and_top_of_every_shape(tmp_path: Path) -> None:
             for n in (0, 1, 2, 50):
                 commands.append(b"TOP %d %d" % (number, n))
                 expected.append(wire_top(data, n))
-        want = b"".join(expected)
-        with env.connect() as c:
-            c.login()
-            c.send(b"".join(x + b"\r\n" for x in commands))
-            assert read_exactly(c, len(want)) == want
-            assert c.cmd("NOOP") == "+OK"
+        assert_pipelined(env, commands, b"".join(expected))
 
 
 def test_sizes_around_read_chunk(tmp_path: Path) -> None:
@@ -165,6 +170,31 @@ def test_many_pipelined_answers_span_several_writes(tmp_path: Path) -> None:
             retrs = b"".join(b"RETR %d\r\n" % i for i in range(1, len(messages) + 1))
             c.send(retrs + b"NOOP\r\n" * 3)
             assert read_exactly(c, len(want)) == want
+
+
+def test_read_ahead_of_a_pipelined_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipelined run reads small messages ahead in bulk (READ_AHEAD octets
+    per store call): with a small READ_AHEAD, runs of RETR and TOP over many
+    read-aheads, a streamed message in between, DELE'd messages skipped and
+    a RETR of one answered -ERR, all give the reference octets in order."""
+    from mailbag.session.pop3 import session
+
+    monkeypatch.setattr(session, "READ_AHEAD", 20_000)
+    messages = [sized(3000 + 101 * i, dot_at=1000 + i) for i in range(30)]
+    messages[7] = sized(READ_CHUNK + 500, dot_at=READ_CHUNK + 10)
+    messages[12] = messages[11]  # one content twice
+    with pop3_server(tmp_path) as env:
+        env.add(*messages)
+        commands = [b"DELE 5"]
+        want = [b"+OK Message 5 deleted.\r\n"]
+        for number, data in enumerate(messages, start=1):
+            if number == 5:
+                commands.append(b"RETR 5")
+                want.append(b"-ERR Message 5 already deleted\r\n")
+                continue
+            commands += [b"RETR %d" % number, b"TOP %d 1" % number]
+            want += [wire_retr(data), wire_top(data, 1)]
+        assert_pipelined(env, commands, b"".join(want))
 
 
 def test_errors_inside_a_pipelined_run_answer_in_place(tmp_path: Path) -> None:

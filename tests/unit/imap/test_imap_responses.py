@@ -389,3 +389,24 @@ def test_streaming_literal_size_is_enforced() -> None:
     assert async_body.pieces()[1].chunks is not None  # type: ignore[union-attr]
     with pytest.raises(TypeError, match="async"):
         async_body.to_bytes()
+
+
+def test_datetime_from_stored_columns_equals_the_datetime_form() -> None:
+    """wire.datetime_bytes_at (unix seconds + zone offset, as the store keeps
+    them) writes what wire.datetime_bytes writes for the same moment, across
+    zones east and west, half-hour zones, dates before 1970 and around
+    midnight and the year boundary in the zone's own time."""
+    import datetime as dt
+    import random
+
+    from mailbag.proto.imap.wire import datetime_bytes, datetime_bytes_at
+
+    rng = random.Random(7)
+    offsets = [0, 3600, -18000, 19800, -34200, 50400, -43200, 60]
+    moments = [0, -1, 86399, 86400, -86401, 1_704_067_199, 1_704_067_200]
+    moments += [rng.randrange(-2_000_000_000, 4_000_000_000) for _ in range(500)]
+    for ts in moments:
+        for off in offsets:
+            when = dt.datetime.fromtimestamp(ts, dt.timezone(dt.timedelta(seconds=off)))
+            assert datetime_bytes_at(ts, off) == datetime_bytes(when), (ts, off)
+    assert datetime_bytes_at(-18000, -18000) == b"31-Dec-1969 14:00:00 -0500"

@@ -93,13 +93,44 @@ def _zone(t: dt.datetime) -> bytes:
     zone = _ZONES.get(tz) if isinstance(tz, dt.timezone) else None
     if zone is None:
         off = t.utcoffset() or dt.timedelta(0)
-        minutes = int(off.total_seconds()) // 60
-        sign = b"-" if minutes < 0 else b"+"
-        minutes = abs(minutes)
-        zone = sign + b"%02d%02d" % (minutes // 60, minutes % 60)
+        zone = _zone_at(int(off.total_seconds()))
         if isinstance(tz, dt.timezone) and len(_ZONES) < 1024:
             _ZONES[tz] = zone  # fixed offsets only: other zones change with the date
     return zone
+
+
+def _zone_at(offset: int) -> bytes:
+    """`+hhmm`/`-hhmm` of a UTC offset in seconds."""
+    zone = _OFFSETS.get(offset)
+    if zone is None:
+        minutes = offset // 60
+        sign = b"-" if minutes < 0 else b"+"
+        minutes = abs(minutes)
+        zone = sign + b"%02d%02d" % (minutes // 60, minutes % 60)
+        if len(_OFFSETS) < 1024:
+            _OFFSETS[offset] = zone
+    return zone
+
+
+_OFFSETS: dict[int, bytes] = {}
+_DAYS: dict[int, bytes] = {}  # days since 1970-01-01 -> b"dd-Mon-yyyy "
+_EPOCH_DAY: Final = dt.date(1970, 1, 1).toordinal()
+
+
+def datetime_bytes_at(timestamp: int, offset: int) -> bytes:
+    """:func:`datetime_bytes` of the moment `timestamp` (unix seconds) in the
+    zone `offset` seconds east of UTC: what the store keeps, formatted
+    without a datetime object (FETCH 1:* INTERNALDATE of a big mailbox)."""
+    day, secs = divmod(timestamp + offset, 86400)
+    prefix = _DAYS.get(day)
+    if prefix is None:
+        d = dt.date.fromordinal(day + _EPOCH_DAY)
+        prefix = b"%02d-%s-%04d " % (d.day, _MONTHS_B[d.month - 1], d.year)
+        if len(_DAYS) < 100_000:
+            _DAYS[day] = prefix
+    return (
+        prefix + b"%02d:%02d:%02d " % (secs // 3600, secs // 60 % 60, secs % 60) + _zone_at(offset)
+    )
 
 
 def datetime_bytes(t: dt.datetime) -> bytes:

@@ -233,9 +233,9 @@ class SelectedMailbox:
     def watch(
         self, on_added: Callable[[MessagesAdded], bool], on_pending: Callable[[], None]
     ) -> None:
-        """Until `unwatch`: the change feed hands new messages to `on_added`
-        synchronously while nothing is queued, and calls `on_pending` once
-        when a record is queued (see Subscription)."""
+        """Until `unwatch`: the change feed's push pass hands queued new
+        messages to `on_added`, in order, and calls `on_pending` once when
+        records stay queued (see Subscription)."""
         self._sub.on_added = on_added
         self._sub.on_pending = on_pending
 
@@ -266,9 +266,10 @@ class SelectedMailbox:
         count = len(uids)
         if count == before:
             return True
-        data = _exists_line(count)
         if rev1 and self._recent is not None:
-            data += b"* %d RECENT\r\n" % self.recent_count()
+            data = _exists_recent_lines(count, self.recent_count())
+        else:
+            data = _exists_line(count)
         if not write(data):
             return False
         self.announced_exists = count
@@ -293,3 +294,18 @@ def _exists_line(count: int) -> bytes:
             _EXISTS_LINES.clear()
         line = _EXISTS_LINES[count] = b"* %d EXISTS\r\n" % count
     return line
+
+
+# The same for IMAP4rev1 sessions that count \Recent: after a delivery most
+# of them announce the same (EXISTS, RECENT) pair.
+_EXISTS_RECENT_LINES: dict[tuple[int, int], bytes] = {}
+
+
+def _exists_recent_lines(count: int, recent: int) -> bytes:
+    key = (count, recent)
+    lines = _EXISTS_RECENT_LINES.get(key)
+    if lines is None:
+        if len(_EXISTS_RECENT_LINES) >= 256:
+            _EXISTS_RECENT_LINES.clear()
+        lines = _EXISTS_RECENT_LINES[key] = _exists_line(count) + b"* %d RECENT\r\n" % recent
+    return lines

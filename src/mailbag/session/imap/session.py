@@ -205,10 +205,13 @@ class IMAPSession:
         if self._out_size >= _FLUSH_AT:
             await self.flush()
 
-    async def write_bytes(self, data: bytes) -> None:
-        """Queue bytes already serialised (the FETCH fast path)."""
-        self._out.append(data)
-        self._out_size += len(data)
+    async def write_bytes(self, *pieces: bytes) -> None:
+        """Queue bytes already serialised (the FETCH fast path). Several
+        pieces are queued as they are: a message body is copied once, by
+        flush(), not also into a line of its own."""
+        for data in pieces:
+            self._out.append(data)
+            self._out_size += len(data)
         if self._out_size >= _FLUSH_AT:
             await self.flush()
 
@@ -355,25 +358,28 @@ class IMAPSession:
                     self._unselect()
                     self.send(ByeResponse("Selected mailbox was deleted, have to disconnect"))
 
+    def shows_recent(self, uid: UID) -> bool:
+        """Whether this session shows \\Recent on `uid`: IMAP4rev1 only, for
+        the messages its SELECT claimed (RFC 3501 §2.3.2; RFC 9051 removed it)."""
+        return self.selected is not None and not self.rev2 and self.selected.is_recent(uid)
+
     def flags_for(self, uid: UID, flags: Iterable[str]) -> list[str]:
-        """Flags as this session shows them, in a stable order, with \\Recent added
-        for rev1 sessions (RFC 3501 §2.3.2)."""
+        """Flags as this session shows them, in a stable order, with \\Recent
+        added where `shows_recent`."""
         out = ordered_flags(flags)
-        if self.selected is not None and not self.rev2 and self.selected.is_recent(uid):
+        if self.shows_recent(uid):
             out.append("\\Recent")
         return out
 
     def flag_list(self, uid: UID, flags: frozenset[str]) -> bytes:
         """`flags_for` as the bytes of a FLAGS list, e.g. `(\\Seen $Label)`."""
-        recent = self.selected is not None and not self.rev2 and self.selected.is_recent(uid)
+        recent = self.shows_recent(uid)
         key = (flags, recent)
         out = _FLAG_LISTS.get(key)
         if out is None:
             if len(_FLAG_LISTS) >= _FLAG_LISTS_MAX:
                 _FLAG_LISTS.clear()
-            names = ordered_flags(flags)
-            if recent:
-                names.append("\\Recent")
+            names = self.flags_for(uid, flags)
             for name in names:
                 Atom(name)  # raises on a stored flag that is not an atom, as flag_atoms does
             out = _FLAG_LISTS[key] = b"(" + " ".join(names).encode("ascii") + b")"

@@ -371,8 +371,13 @@ class MemoryStore:
             sizes = array("Q", [m.size for m in msgs])
         if "modseqs" in columns:
             modseqs = array("Q", [m.modseq for m in msgs])
+        dates = zones = None
+        if "dates" in columns:
+            dates = array("q", [int(m.internal_date.timestamp()) for m in msgs])
+        if "zones" in columns:
+            zones = array("i", [_offset_seconds(m.internal_date) for m in msgs])
         uids = array("I", [m.uid for m in msgs])
-        return MessageIndex(uids, flags, keywords, days, sizes, modseqs)
+        return MessageIndex(uids, flags, keywords, days, sizes, modseqs, dates, zones)
 
     async def list_keywords(self, mailbox_id: MailboxID) -> list[str]:
         mb = self._get(mailbox_id)
@@ -387,6 +392,14 @@ class MemoryStore:
             raise NotFound("no such content")
         end = None if length is None else offset + length
         return content.data[offset:end]
+
+    async def read_contents(self, content_ids: Iterable[ContentID]) -> dict[ContentID, bytes]:
+        found = {}
+        for cid in content_ids:
+            content = self._contents.get(cid)
+            if content is not None:
+                found[cid] = content.data
+        return found
 
     async def store_flags(
         self,
@@ -483,3 +496,8 @@ class MemoryStore:
 
     def unlock_maildrop(self, account_id: AccountID) -> None:
         self._locks.discard(account_id)
+
+
+def _offset_seconds(when: dt.datetime) -> int:
+    offset = when.utcoffset()
+    return int(offset.total_seconds()) if offset else 0

@@ -68,7 +68,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
 from ...errors import AlreadyExists, Cannot, NotFound, StoreUnavailable
 from ...message.facts import compute_facts
@@ -110,7 +110,7 @@ from ..models import (
     normalize_flag,
 )
 from . import fts
-from .schema import DELETED_BIT, FLAG_BITS
+from .schema import DELETED_BIT, FLAG_BITS, SEEN_BIT
 from .writer import Tx, Writer, as_store_error, connect
 
 log = logging.getLogger(__name__)
@@ -324,6 +324,9 @@ class SQLiteStore:
         self._readers_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._maildrops: set[AccountID] = set()
+        # \Recent claims (first_recent_uid) not known to be committed yet.
+        self._recent_claims: dict[MailboxID, int] = {}
+        self._recent_lock = threading.Lock()
         self.full_text = full_text
         self.fts_worker = fts_worker
         self._indexer: fts.TextIndexer | None = None
@@ -715,18 +718,18 @@ class SQLiteStore:
             f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account_id = ? ORDER BY m.name",
             (account_id,),
         )
-        return [_mailbox(r) for r in rows]
+        return [self._claimed(_mailbox(r)) for r in rows]
 
     async def get_mailbox(self, account_id: AccountID, name: str) -> Mailbox | None:
         rows = self._q(
             f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.account_id = ? AND m.name = ?",
             (account_id, canonical_mailbox_name(name)),
         )
-        return _mailbox(rows[0]) if rows else None
+        return self._claimed(_mailbox(rows[0])) if rows else None
 
     async def get_mailbox_by_id(self, mailbox_id: MailboxID) -> Mailbox | None:
         rows = self._q(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes m WHERE m.id = ?", (mailbox_id,))
-        return _mailbox(rows[0]) if rows else None
+        return self._claimed(_mailbox(rows[0])) if rows else None
 
     async def create_mailbox(
         self, account_id: AccountID, name: str, special_use: SpecialUse | None = None
@@ -852,12 +855,20 @@ class SQLiteStore:
         if not rows:
             raise NotFound("mailbox does not exist")
         r = rows[0]
+        recent = r[4]
+        claimed = self._recent_claims.get(mailbox_id)
+        if claimed is not None:
+            # A \Recent claim whose write has not committed yet (claim_recent).
+            recent = self._q(
+                "SELECT count(*) FROM messages WHERE mailbox_id = ? AND uid >= ?",
+                (mailbox_id, claimed),
+            )[0][0]
         return MailboxStatus(
             messages=r[0],
             unseen=r[1],
             deleted=r[2],
             size=r[3],
-            recent=r[4],
+            recent=recent,
             uidnext=UID(r[5]),
             uidvalidity=UIDValidity(r[6]),
             highestmodseq=ModSeq(r[7]),
@@ -865,22 +876,64 @@ class SQLiteStore:
         )
 
     async def claim_recent(self, mailbox_id: MailboxID) -> UID:
-        def unit(tx: Tx) -> UID:
-            rows = tx.conn.execute(
+        # RFC 3501 §2.3.2: exactly one session sees each message as \Recent.
+        # The claim is decided here, under a lock, from the committed
+        # first_recent_uid and the claims whose write has not committed yet;
+        # that write is queued without waiting for it. \Recent need not survive
+        # a crash (Dovecot keeps it with lazy index writes), and a SELECT must
+        # not wait for a commit and its fsync behind other units (issue 4).
+        # In-memory claims are per process, like maildrop locks: only the
+        # server process runs IMAP sessions.
+        with self._recent_lock:
+            rows = self._q(
                 "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
-            ).fetchall()
+            )
             if not rows:
                 raise NotFound("mailbox does not exist")
             first, uidnext = rows[0]
-            if first != uidnext:
-                # Every message is below UIDNEXT, so none is recent any more.
-                tx.conn.execute(
-                    "UPDATE mailboxes SET first_recent_uid = ?, recent_count = 0 WHERE id = ?",
-                    (uidnext, mailbox_id),
-                )
-            return UID(first)
+            first = max(first, self._recent_claims.get(mailbox_id, 0))
+            if first >= uidnext:
+                return UID(first)
+            # Every message is below UIDNEXT, so none is recent any more.
+            self._recent_claims[mailbox_id] = uidnext
+        self._write_recent_claim(mailbox_id, uidnext)
+        return UID(first)
 
-        return await self._write(unit)
+    def _claimed(self, box: Mailbox) -> Mailbox:
+        """`box` with a \\Recent claim whose write has not committed yet."""
+        claimed = self._recent_claims.get(box.id)
+        if claimed is None or claimed <= box.first_recent_uid:
+            return box
+        return dataclasses.replace(box, first_recent_uid=UID(claimed))
+
+    def _write_recent_claim(self, mailbox_id: MailboxID, first: int) -> None:
+        def unit(tx: Tx) -> None:
+            # Messages may have arrived since the claim: recount from `first`.
+            tx.conn.execute(
+                "UPDATE mailboxes SET first_recent_uid = ?1, recent_count ="
+                " (SELECT count(*) FROM messages WHERE mailbox_id = ?2 AND uid >= ?1)"
+                " WHERE id = ?2 AND first_recent_uid < ?1",
+                (first, mailbox_id),
+            )
+
+        def written(future: asyncio.Future[None]) -> None:
+            if future.cancelled():
+                return
+            if (exc := future.exception()) is not None:
+                # The claim stays in memory, which is what readers consult.
+                log.warning("writing the \\Recent claim of mailbox %d failed: %s", mailbox_id, exc)
+                return
+            with self._recent_lock:
+                if self._recent_claims.get(mailbox_id) == first:
+                    del self._recent_claims[mailbox_id]
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        future.add_done_callback(written)
+        try:
+            self._w().submit(unit, loop, future)
+        except StoreUnavailable:
+            future.cancel()  # closing: the claim goes, as after a crash
 
     # ---- messages -----------------------------------------------------------
     def _prepare(self, requests: Sequence[AppendRequest], written: list[str]) -> list[_Prepared]:
@@ -938,6 +991,7 @@ class SQLiteStore:
             # cancels `future`; the writer then skips the unit and collects
             # the files written for it.
             written: list[str] = []
+            pending = True  # the writer.expect(1) below is not ended yet
             try:
                 items = self._prepare(requests, written)
 
@@ -950,17 +1004,24 @@ class SQLiteStore:
                     uids, _ = self._add_messages(tx, box, rows)
                     return AppendResult(mailbox_id, box.uidvalidity, uids)
 
-                writer.submit(unit, loop, future, written)
+                pending = False
+                writer.submit(unit, loop, future, written, expected=True)
             except BaseException as e:
+                if pending:
+                    writer.expect(-1)
                 writer.discard(written)
                 try:
                     loop.call_soon_threadsafe(fail, e)
                 except RuntimeError:
                     pass  # the caller's loop is gone
 
+        # The writer may hold its next commit a moment for this unit
+        # (group commit with the other appends being prepared meanwhile).
+        writer.expect(1)
         try:
             executor.submit(prepare)
         except RuntimeError as e:  # shut down by close()
+            writer.expect(-1)
             raise StoreUnavailable("store is closed") from e
         try:
             return await future
@@ -1045,6 +1106,10 @@ class SQLiteStore:
             names.append("size")
         if "modseqs" in columns:
             names.append("modseq")
+        if "dates" in columns:
+            names.append("internal_date")
+        if "zones" in columns:
+            names.append("internal_tz")
         rows = self._q(
             f"SELECT {', '.join(names)} FROM messages WHERE mailbox_id = ? ORDER BY uid",
             (mailbox_id,),
@@ -1058,9 +1123,15 @@ class SQLiteStore:
         if "flags" in columns:
             flags = array("B", next(it))
         if "keywords" in columns:
-            keywords = {
-                uid: keywords_set(doc) for uid, doc in zip(uids, next(it), strict=True) if doc
-            }
+            # A mailbox has few distinct keyword sets: decode each once.
+            sets: dict[str, frozenset[str]] = {}
+            keywords = {}
+            for uid, doc in zip(uids, next(it), strict=True):
+                if doc:
+                    kws = sets.get(doc)
+                    if kws is None:
+                        kws = sets[doc] = keywords_set(doc)
+                    keywords[uid] = kws
         if "days" in columns:
             # Floor division: dates before 1970 too (SQLite's `/` truncates).
             days = array("q", [t // 86400 + _EPOCH_ORDINAL for t in next(it)])
@@ -1068,7 +1139,12 @@ class SQLiteStore:
             sizes = array("Q", next(it))
         if "modseqs" in columns:
             modseqs = array("Q", next(it))
-        return MessageIndex(uids, flags, keywords, days, sizes, modseqs)
+        dates = zones = None
+        if "dates" in columns:
+            dates = array("q", next(it))
+        if "zones" in columns:
+            zones = array("i", next(it))
+        return MessageIndex(uids, flags, keywords, days, sizes, modseqs, dates, zones)
 
     async def message_index(
         self, mailbox_id: MailboxID, columns: frozenset[str] = frozenset()
@@ -1123,6 +1199,30 @@ class SQLiteStore:
             return data
         return await self._in_thread(self.blobs.read, content_id, offset, length)
 
+    async def read_contents(self, content_ids: Iterable[ContentID]) -> dict[ContentID, bytes]:
+        self._w()
+        wanted = sorted({c for c in content_ids if is_content_id(c)})
+        if not wanted:
+            return {}
+        try:
+            # ContentID is a NewType of str: the keys are the ids asked for.
+            found = cast(dict[ContentID, bytes], indb.read_many(self._reader(), wanted))
+        except sqlite3.Error as e:
+            raise as_store_error(e) from e
+        rest = [c for c in wanted if c not in found]
+        if rest:
+            # Big contents, and contents stored before schema version 4, are files.
+            found.update(await self._in_thread(self._read_files, rest))
+        return found
+
+    def _read_files(self, cids: list[ContentID]) -> dict[ContentID, bytes]:
+        found = {}
+        for cid in cids:
+            data = self.blobs.read_if_there(cid)
+            if data is not None:
+                found[cid] = data
+        return found
+
     def _read_content(self, content_id: str, offset: int = 0, length: int | None = None) -> bytes:
         """Blocking read: the file if there is one (big contents, and contents
         stored before schema version 4), else the database's copy."""
@@ -1158,6 +1258,7 @@ class SQLiteStore:
                 (mailbox_id, doc),
             ).fetchall()
             changed: list[tuple[int, int, str | None]] = []
+            unseen_delta = deleted_delta = 0
             # A mailbox has few distinct keyword sets: decode, combine and
             # encode each once, not once per message (STORE 1:* on 100,000).
             outcome: dict[tuple[int, str | None], tuple[int, str | None] | None] = {}
@@ -1182,17 +1283,29 @@ class SQLiteStore:
                     outcome[key] = result
                 if result is not None:
                     changed.append((uid, *result))
+                    new_mask = result[0]
+                    unseen_delta += (not new_mask & SEEN_BIT) - (not mask & SEEN_BIT)
+                    deleted_delta += bool(new_mask & DELETED_BIT) - bool(mask & DELETED_BIT)
             if not changed:
                 return []
             # RFC 7162 §3.1: every changed message gets the new mod-sequence.
             modseq = ModSeq(box.highestmodseq + 1)
-            tx.conn.executemany(
-                "UPDATE messages SET flags = ?, keywords = ?, modseq = ?"
-                " WHERE mailbox_id = ? AND uid = ?",
-                [(mask, kw, modseq, mailbox_id, uid) for uid, mask, kw in changed],
-            )
+            # One statement per outcome (a STORE gives few distinct flag
+            # sets), not one per message.
+            groups: dict[tuple[int, str | None], list[int]] = {}
+            for uid, mask, kw in changed:
+                groups.setdefault((mask, kw), []).append(uid)
+            for (mask, kw), members in groups.items():
+                tx.conn.execute(
+                    "UPDATE messages SET flags = ?, keywords = ?, modseq = ?"
+                    " WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))",
+                    (mask, kw, modseq, mailbox_id, json.dumps(members)),
+                )
+            # The counters the schema's version 5 no longer keeps by trigger.
             tx.conn.execute(
-                "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id)
+                "UPDATE mailboxes SET highestmodseq = ?, unseen_count = unseen_count + ?,"
+                " deleted_count = deleted_count + ? WHERE id = ?",
+                (modseq, unseen_delta, deleted_delta, mailbox_id),
             )
             decoded: dict[tuple[int, str | None], frozenset[str]] = {}
             updates = []

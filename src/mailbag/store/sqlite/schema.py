@@ -7,8 +7,10 @@ columns/tables instead of reshaping these:
   CHANGEDSINCE, per-mailbox `highestmodseq`, and `expunged` (uid, modseq)
   for VANISHED.
 - STATUS without a scan: `mailboxes` carries message/unseen/deleted/recent
-  counts and the total size, kept exact by triggers on `messages`; the first
-  unseen UID comes from a partial index. QUOTA (RFC 9208) sums `total_size` per account.
+  counts and the total size, kept exact by triggers on `messages` (and,
+  since version 5, unseen/deleted across flag changes by `store_flags`
+  with one statement per STORE); the first unseen UID comes from a
+  partial index. QUOTA (RFC 9208) sums `total_size` per account.
 - Full-text search (version 2, see fts.py): `content_text` holds, per
   content, the case-folded text SEARCH looks in, written in the same
   transaction as the content row; `content_fts` is an FTS5 trigram index
@@ -35,7 +37,7 @@ import sqlite3
 from ...errors import StoreUnavailable
 from ..models import FLAG_BIT
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # System flags as bits of messages.flags, in models.SYSTEM_FLAGS order.
 # (\\Seen 1, \\Answered 2, \\Flagged 4, \\Deleted 8, \\Draft 16: the triggers below use them.)
@@ -138,6 +140,7 @@ CREATE TRIGGER IF NOT EXISTS messages_deleted AFTER DELETE ON messages BEGIN
     UPDATE contents SET refcount = refcount - 1 WHERE id = OLD.content_id;
 END;
 
+-- Dropped by version 5 (store_flags keeps these two counters itself).
 CREATE TRIGGER IF NOT EXISTS messages_flagged AFTER UPDATE OF flags ON messages
 WHEN (OLD.flags & 9) != (NEW.flags & 9) BEGIN
     UPDATE mailboxes SET
@@ -238,6 +241,16 @@ UPDATE schema_version SET version = 4 WHERE version = 3;
 """
 
 
+# Version 5: store_flags keeps unseen_count/deleted_count with one UPDATE per
+# STORE instead of this trigger's UPDATE of the mailbox row per changed
+# message (STORE 1:* +FLAGS \Seen on 10,000 messages: 105 -> 32 ms in the
+# unit). store_flags is the only statement that changes messages.flags.
+_V5 = """
+DROP TRIGGER IF EXISTS messages_flagged;
+UPDATE schema_version SET version = 5 WHERE version = 4;
+"""
+
+
 def _migrate(conn: sqlite3.Connection, source: int, script: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -303,6 +316,9 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         version = _version(conn)
     if version == 3:
         _migrate(conn, 3, _V4)
+        version = _version(conn)
+    if version == 4:
+        _migrate(conn, 4, _V5)
         version = _version(conn)
     if version != SCHEMA_VERSION:
         # A newer database than this code knows must not be written by it.

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_left
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +61,17 @@ from ....proto.imap.responses import (
     internal_date,
 )
 from ....proto.imap.structures import envelope_value, structure_value
-from ....proto.imap.wire import datetime_bytes
-from ....store.models import SEEN, UID, ContentID, FlagOp, Message, MessageFacts, ResponseForms
+from ....proto.imap.wire import datetime_bytes, datetime_bytes_at
+from ....store.models import (
+    FLAG_BIT,
+    SEEN,
+    UID,
+    ContentID,
+    FlagOp,
+    Message,
+    MessageFacts,
+    ResponseForms,
+)
 from .. import bodydata
 from ..errors import IMAPError
 
@@ -72,6 +82,7 @@ log = logging.getLogger("mailbag.imap")
 
 BATCH = 1024  # messages whose metadata is read (and \Seen set) in one store call
 _RECOMPUTE_IN_THREAD = 1024 * 1024  # parse bigger messages off the event loop
+PREFETCH_BYTES = 4 * 1024 * 1024  # whole small messages read per store call
 
 # Items served from the message list alone.
 _METADATA_ONLY = frozenset(
@@ -239,10 +250,13 @@ async def _fast_line(
     plan: list[tuple[FetchAttribute, bytes]],
     forms: ResponseForms | None,
     seen_changed: bool,
-) -> bytes | None:
-    """The whole `* n FETCH (…)` line, or None when this message must take
-    the general path (no forms, a big body, a read that failed)."""
+    body: bytes | None = None,
+) -> list[bytes] | None:
+    """The pieces of the whole `* n FETCH (…)` line, or None when this
+    message must take the general path (no forms, a big body, a read that
+    failed). `body` is the whole content when it was read already."""
     parts: list[bytes] = []
+    literals: dict[int, bytes] = {}  # len(parts) after a literal's header: its octets
     for att, name in plan:
         if att is Attr.UID:
             parts.append(b"UID %d" % msg.uid)
@@ -271,7 +285,7 @@ async def _fast_line(
             try:
                 if partial is None:
                     # The whole content: the store finds it by id alone (no range).
-                    data = await s.store.read_content(msg.content_id)
+                    data = body if body is not None else await s.store.read_content(msg.content_id)
                     if len(data) != msg.size:
                         return None  # the general path reports it
                     sd = bodydata.SectionData(msg.size, bodydata.no_nul(data))
@@ -285,11 +299,127 @@ async def _fast_line(
                 return None  # the general path reports or recovers
             if sd.data is None:
                 return None
-            parts.append(name + b" {%d}\r\n" % sd.size + sd.data)
+            parts.append(name + b" {%d}\r\n" % sd.size)
+            # The literal's octets stay a piece of their own (no copy here);
+            # the item after them needs its space all the same.
+            literals[len(parts)] = sd.data
     if seen_changed and all(a is not Attr.FLAGS for a, _ in plan):
         at = 1 if plan and plan[0][0] is Attr.UID else 0
         parts.insert(at, b"FLAGS " + s.flag_list(msg.uid, msg.flags))
-    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+        literals = {i + (i > at): data for i, data in literals.items()}
+    pieces = [b"* %d FETCH (" % seq]
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(b" ")
+        pieces.append(part)
+        octets = literals.get(i + 1)
+        if octets is not None:
+            pieces.append(octets)
+    pieces.append(b")\r\n")
+    return pieces
+
+
+def _whole_bodies(plan: list[tuple[FetchAttribute, bytes]] | None) -> bool:
+    """Whether the fast plan writes whole messages (worth reading in bulk)."""
+    return plan is not None and any(
+        att is Attr.RFC822 or (isinstance(att, BodySection) and att.partial is None)
+        for att, _ in plan
+    )
+
+
+async def _prefetch(
+    s: IMAPSession, uids: list[UID], msgs: dict[UID, Message]
+) -> dict[ContentID, bytes]:
+    """The contents of the small messages at the head of `uids`, up to
+    PREFETCH_BYTES in all, read in one store call."""
+    cids: list[ContentID] = []
+    total = 0
+    for uid in uids:
+        msg = msgs.get(uid)
+        if msg is None or msg.size > bodydata.INLINE_MAX:
+            continue
+        if cids and total + msg.size > PREFETCH_BYTES:
+            break
+        cids.append(msg.content_id)
+        total += msg.size
+    return await s.store.read_contents(cids) if cids else {}
+
+
+# ---- from the column index ----------------------------------------------------
+# FETCH of metadata only over much of a big mailbox (`UID FETCH 1:* (UID FLAGS
+# RFC822.SIZE INTERNALDATE)`, what a client syncing a folder sends): one
+# column read of the mailbox (store.message_index) and lines formatted from
+# the columns, without a Message or a datetime per message. Same octets as the
+# paths above (tests/session/imap/test_fetch_fast.py).
+
+_INDEX_ITEMS: dict[Attr, frozenset[str]] = {
+    Attr.UID: frozenset(),
+    Attr.FLAGS: frozenset({"flags", "keywords"}),
+    Attr.INTERNALDATE: frozenset({"dates", "zones"}),
+    Attr.RFC822_SIZE: frozenset({"sizes"}),
+    Attr.MODSEQ: frozenset({"modseqs"}),
+}
+INDEX_MIN = 1024  # fewer messages: reading those rows costs less than the whole mailbox's
+
+
+def _index_columns(atts: list[FetchAttribute]) -> frozenset[str] | None:
+    columns: frozenset[str] = frozenset()
+    for att in atts:
+        needs = _INDEX_ITEMS.get(att) if isinstance(att, Attr) else None
+        if needs is None:
+            return None
+        columns |= needs
+    return columns
+
+
+async def _fetch_from_index(
+    s: IMAPSession, uids: list[UID], atts: list[FetchAttribute], columns: frozenset[str]
+) -> bool:
+    """Write the FETCH responses of `uids`; True when some were expunged."""
+    view = s.require_selected()
+    index = await s.store.message_index(view.id, columns)
+    stored = index.uids
+    bit_names = [(bit, name) for name, bit in FLAG_BIT.items()]
+    flag_sets: dict[tuple[int, frozenset[str]], frozenset[str]] = {}
+    no_keywords: frozenset[str] = frozenset()
+    gone = False
+    out: list[bytes] = []
+    for uid in uids:
+        seq = view.seq_of(uid)
+        i = bisect_left(stored, uid)
+        if seq is None or i == len(stored) or stored[i] != uid:
+            gone = gone or seq is not None
+            continue
+        parts = []
+        for att in atts:
+            if att is Attr.UID:
+                parts.append(b"UID %d" % uid)
+            elif att is Attr.FLAGS:
+                assert index.flags is not None and index.keywords is not None
+                key = (index.flags[i], index.keywords.get(uid, no_keywords))
+                flags = flag_sets.get(key)
+                if flags is None:
+                    bits, kws = key
+                    flags = flag_sets[key] = kws.union(n for b, n in bit_names if bits & b)
+                parts.append(b"FLAGS " + s.flag_list(uid, flags))
+            elif att is Attr.INTERNALDATE:
+                assert index.dates is not None and index.zones is not None
+                date = datetime_bytes_at(index.dates[i], index.zones[i])
+                parts.append(b'INTERNALDATE "' + date + b'"')
+            elif att is Attr.RFC822_SIZE:
+                assert index.sizes is not None
+                parts.append(b"RFC822.SIZE %d" % index.sizes[i])
+            else:
+                assert index.modseqs is not None
+                parts.append(b"MODSEQ (%d)" % index.modseqs[i])
+        out.append(b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n")
+        if len(out) >= BATCH:
+            await s.write_bytes(*out)
+            out = []
+            await asyncio.sleep(0)  # a long FETCH must not starve other sessions
+    if out:
+        await s.write_bytes(*out)
+    return gone
 
 
 def _report_seen(s: IMAPSession, msgs: dict[UID, Message], changed: set[UID]) -> None:
@@ -323,7 +453,16 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
     # RFC 9051 §6.4.5: BODY[...] (not PEEK), BINARY[...], RFC822 and RFC822.TEXT
     # set \Seen; never in a mailbox selected with EXAMINE (§6.3.3).
     mark_seen = not view.read_only and any(sets_seen(a) for a in cmd.attributes)
+    columns = _index_columns(atts)
+    if (
+        columns is not None
+        and cmd.changed_since is None
+        and len(uids) >= INDEX_MIN
+        and len(uids) * 4 >= view.exists
+    ):
+        return _completed(cmd.tag, await _fetch_from_index(s, uids, atts, columns))
     fast = _fast_plan(atts)
+    prefetch = _whole_bodies(fast)
     gone = False
     for i in range(0, len(uids), BATCH):
         batch = uids[i : i + BATCH]
@@ -345,7 +484,8 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
         forms: dict[ContentID, ResponseForms] = {}
         if fast is not None and any(a in _FORM_ATTS for a, _ in fast) and msgs:
             forms = await s.store.get_forms({m.content_id for m in msgs.values()})
-        for uid in batch:
+        bodies: dict[ContentID, bytes] = {}
+        for k, uid in enumerate(batch):
             seq = view.seq_of(uid)
             msg = msgs.get(uid)
             if seq is None:
@@ -355,12 +495,18 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
                 continue
             try:
                 if fast is not None:
+                    body = None
+                    if prefetch and msg.size <= bodydata.INLINE_MAX:
+                        body = bodies.get(msg.content_id)
+                        if body is None:
+                            bodies = await _prefetch(s, batch[k:], msgs)
+                            body = bodies.get(msg.content_id)
                     line = await _fast_line(
-                        s, seq, msg, fast, forms.get(msg.content_id), uid in changed
+                        s, seq, msg, fast, forms.get(msg.content_id), uid in changed, body
                     )
                     if line is not None:
                         changed.discard(uid)
-                        await s.write_bytes(line)
+                        await s.write_bytes(*line)
                         continue
                 items = await _items(s, msg, atts, uid in changed)
             except _Gone:
@@ -381,8 +527,12 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
             changed.discard(uid)
             await s.write(FetchResponse(seq, tuple(items)))
         await asyncio.sleep(0)  # a long FETCH must not starve other sessions
+    return _completed(cmd.tag, gone)
+
+
+def _completed(tag: str, gone: bool) -> TaggedResponse:
     if gone:
         return TaggedResponse(
-            cmd.tag, "OK", "Some messages were already expunged.", ResponseCode("EXPUNGEISSUED")
+            tag, "OK", "Some messages were already expunged.", ResponseCode("EXPUNGEISSUED")
         )
-    return TaggedResponse(cmd.tag, "OK", "Fetch completed.")
+    return TaggedResponse(tag, "OK", "Fetch completed.")

@@ -102,9 +102,9 @@ class _Idle:
     little, and waking thousands of tasks per delivery is slow). `run` sends
     what is due, leaves two callbacks on the change feed and ends:
     `_on_added` writes the EXISTS (and RECENT) of new mail straight to the
-    connection, synchronously from the publisher; any other change, or new mail
-    while something is queued or the client is slow to read, is queued and
-    `_wake` starts `run` again.
+    connection from the change feed's push pass (soon after the commit, never
+    holding up the publisher); any other change, or new mail behind it or while
+    the client is slow to read, stays queued and `_wake` starts `run` again.
     """
 
     __slots__ = ("s", "tag", "task")
@@ -148,10 +148,10 @@ class _Idle:
         # After a BYE (autologout, shutdown) nothing more may be written.
         if view is None or s.finished:
             return False
-        return view.push_added(change, not s.rev2, s.channel.write_nowait)
+        return view.push_added(change, not s.encoding.rev2, s.channel.write_nowait)
 
     def _wake(self) -> None:
-        # A record was queued (called from inside ChangeHub.publish).
+        # Records stay queued (called from the ChangeHub's push pass).
         if self.s.selected is not None:
             self.s.selected.unwatch()
         if self.task is None:
