@@ -315,7 +315,7 @@ class SearchEvaluator:
         index = await self.store.message_index(self.view.id, frozenset(columns))
         self._index = index
         view_uids = self.view.uids()
-        if view_uids == index.uids:  # the common case, compared in C
+        if view_uids.same_as(index.uids):  # the common case, O(runs)
             self._universe = set(view_uids)
         else:
             existing = set(index.uids)

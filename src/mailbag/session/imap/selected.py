@@ -16,8 +16,6 @@ are read from the store when needed.
 
 from __future__ import annotations
 
-import bisect
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
@@ -31,6 +29,7 @@ from ...store.changes import (
     Subscription,
 )
 from ...store.models import UID, Mailbox, MailboxID, ModSeq
+from .uidruns import UIDRuns
 
 
 @dataclass(slots=True, frozen=True)
@@ -90,7 +89,7 @@ class SelectedMailbox:
     ) -> None:
         self.mailbox = mailbox
         self.read_only = read_only
-        self._uids = array("I", uids)  # UIDs are 32-bit (RFC 9051 §2.3.1.1)
+        self._uids = UIDRuns(uids)  # a few runs, not 4 bytes a message (uidruns.py)
         self._sub = subscription
         # UIDs >= this are \Recent for this session (rev1 only; None = none).
         self._recent = recent_from
@@ -112,16 +111,14 @@ class SelectedMailbox:
         return UID(self._uids[seq - 1])
 
     def seq_of(self, uid: UID) -> int | None:
-        i = bisect.bisect_left(self._uids, uid)
-        if i < len(self._uids) and self._uids[i] == uid:
-            return i + 1
-        return None
+        i = self._uids.index(uid)
+        return None if i is None else i + 1
 
-    def uids(self) -> array[int]:
+    def uids(self) -> UIDRuns:
         return self._uids
 
     def max_uid(self) -> UID:
-        return UID(self._uids[-1]) if self._uids else UID(0)
+        return UID(self._uids.last())
 
     def uids_for_seqs(self, seqs: Iterable[int]) -> list[UID]:
         n = len(self._uids)
@@ -130,13 +127,10 @@ class SelectedMailbox:
     def uids_in_ranges(self, ranges: Iterable[tuple[int, int]]) -> list[UID]:
         """UIDs of this view inside inclusive UID ranges (sorted, unique)."""
         out: set[int] = set()
-        arr = self._uids
         for lo, hi in ranges:
             if lo > hi:
                 lo, hi = hi, lo
-            i = bisect.bisect_left(arr, lo)
-            j = bisect.bisect_right(arr, hi)
-            out.update(arr[i:j])
+            out.update(self._uids.between(lo, hi))
         return [UID(u) for u in sorted(out)]
 
     def is_recent(self, uid: UID) -> bool:
@@ -145,7 +139,7 @@ class SelectedMailbox:
     def recent_count(self) -> int:
         if self._recent is None:
             return 0
-        return len(self._uids) - bisect.bisect_left(self._uids, self._recent)
+        return len(self._uids) - self._uids.bisect_left(self._recent)
 
     def is_expunge_pending(self, uid: UID) -> bool:
         return uid in self._expunged_pending
@@ -159,7 +153,7 @@ class SelectedMailbox:
     def _absorb(self, change: Change) -> MailboxGone | None:
         if isinstance(change, MessagesAdded):
             if change.mailbox_id == self.id:
-                last = self._uids[-1] if self._uids else 0
+                last = self._uids.last()
                 for uid in change.uids:
                     if uid > last:
                         self._uids.append(uid)
@@ -197,15 +191,11 @@ class SelectedMailbox:
         if gone is not None:
             return [gone]
         if allow_expunge and self._expunged_pending:
-            for uid in sorted(self._expunged_pending):
-                seq = self.seq_of(uid)
-                if seq is None:
-                    continue
-                del self._uids[seq - 1]
-                self._pending_flags.pop(uid, None)
-                if self.announced_exists >= seq:
+            for removed, index in self._uids.remove(self._expunged_pending):
+                self._pending_flags.pop(UID(removed), None)
+                if self.announced_exists > index:
                     self.announced_exists -= 1
-                    out.append(Expunge(seq, uid))
+                    out.append(Expunge(index + 1, UID(removed)))
             self._expunged_pending.clear()
         # RFC 9051 §7.4.1: EXISTS never decreases except through EXPUNGE;
         # while expunges are deferred the count only grows here.
@@ -258,7 +248,7 @@ class SelectedMailbox:
         before = len(uids)
         if self.announced_exists != before or self._expunged_pending or self._pending_flags:
             return False
-        last = uids[-1] if before else 0
+        last = uids.last()
         for uid in change.uids:
             if uid > last:
                 uids.append(uid)
