@@ -26,6 +26,7 @@ def check(runs: UIDRuns, plain: list[int], rng: random.Random) -> None:
         found = where < len(plain) and plain[where] == uid
         assert runs.index(uid) == (where if found else None)
         assert runs.bisect_left(uid) == where
+    assert runs.as_set() == set(plain)
     assert runs.same_as(array("I", plain))
     if plain:
         assert not runs.same_as(array("I", plain[:-1]))

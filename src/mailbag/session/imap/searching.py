@@ -316,7 +316,7 @@ class SearchEvaluator:
         self._index = index
         view_uids = self.view.uids()
         if view_uids.same_as(index.uids):  # the common case, O(runs)
-            self._universe = set(view_uids)
+            self._universe = view_uids.as_set()
         else:
             existing = set(index.uids)
             self._universe = {u for u in view_uids if u in existing}
@@ -327,9 +327,12 @@ class SearchEvaluator:
         except _NeedsPasses:
             return None
         # (UID is a NewType of int: no conversion needed, only the type.)
+        # The hits are looked up, not the whole view walked: found is a
+        # subset of the view's UIDs (the universe).
+        position = view_uids.index
         return cast(
             list[tuple[int, UID]],
-            [(seq, u) for seq, u in enumerate(view_uids, 1) if u in found],
+            [(position(u) + 1, u) for u in sorted(found)],  # type: ignore[operator]
         )
 
     async def _set(self, key: SearchKey) -> set[int]:

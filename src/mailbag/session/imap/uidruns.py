@@ -72,6 +72,12 @@ class UIDRuns:
         runs = ", ".join(f"{s}:{e}" for s, e in zip(self._starts, self._lasts, strict=True))
         return f"UIDRuns({runs})"
 
+    def as_set(self) -> set[int]:
+        out: set[int] = set()
+        for start, last in zip(self._starts, self._lasts, strict=True):
+            out.update(range(start, last + 1))
+        return out
+
     def same_as(self, uids: Sequence[int]) -> bool:
         """Whether `uids` (ascending and distinct, as a store lists them) are
         exactly these: checked at the ends of each run, so O(runs)."""
