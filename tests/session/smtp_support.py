@@ -187,3 +187,47 @@ def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return bool(predicate())
+
+
+LMTP_ONLY: dict[str, int | None] = {"pop3": None, "pop3s": None, "imap": None, "imaps": None}
+
+
+@contextmanager
+def lmtp_server(tmp_path: Path) -> Iterator[ServerThread]:
+    """SMTP and LMTP on the default SQLite store, with alice and bob."""
+    srv = ServerThread(tmp_path, ports=LMTP_ONLY).start()
+    try:
+        for user in ("alice", "bob"):
+            srv.run(srv.store.create_account(f"{user}@localhost", "not-a-hash"))
+        yield srv
+    finally:
+        srv.stop()
+
+
+class Wire:
+    """Raw bytes out, reply lines in; the test decides when to wait."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.file = self.sock.makefile("rb")
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> str:
+        raw = self.file.readline()
+        assert raw.endswith(b"\r\n"), f"connection closed or bad line: {raw!r}"
+        return raw[:-2].decode()
+
+    def reply(self) -> list[str]:
+        lines = [self.line()]
+        while lines[-1][3:4] == "-":
+            lines.append(self.line())
+        return lines
+
+    def closed(self) -> bool:
+        return self.file.read() == b""
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()

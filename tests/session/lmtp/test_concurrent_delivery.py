@@ -9,13 +9,12 @@ returns to zero, also after deliveries that fail. Real sockets.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smtp_support import inbox, split_trace
+from smtp_support import Wire, inbox, lmtp_server, split_trace
 
 from mailbag.config import Config
 from mailbag.errors import NotFound
@@ -24,37 +23,11 @@ from mailbag.store.models import INBOX, AppendRequest, MailboxID
 from mailbag.store.sqlite.backend import SQLiteStore
 from mailbag.testing.server import ServerThread
 
-_ONLY: dict[str, int | None] = {"pop3": None, "pop3s": None, "imap": None, "imaps": None}
-
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerThread]:
-    srv = ServerThread(tmp_path, ports=_ONLY).start()
-    for user in ("alice", "bob"):
-        srv.run(srv.store.create_account(f"{user}@localhost", "not-a-hash"))
-    yield srv
-    srv.stop()
-
-
-class Wire:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.file = self.sock.makefile("rb")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def reply(self) -> list[str]:
-        lines: list[str] = []
-        while not lines or lines[-1][3:4] == "-":
-            raw = self.file.readline()
-            assert raw.endswith(b"\r\n"), f"connection closed or bad line: {raw!r}"
-            lines.append(raw[:-2].decode())
-        return lines
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+    with lmtp_server(tmp_path) as srv:
+        yield srv
 
 
 def connect(server: ServerThread) -> Wire:

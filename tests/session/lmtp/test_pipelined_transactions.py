@@ -9,57 +9,22 @@ default SQLite store.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smtp_support import inbox, split_trace, wait_until
+from smtp_support import LMTP_ONLY, Wire, inbox, lmtp_server, split_trace, wait_until
 
 from mailbag.session.smtp.session import MAX_PIPELINED
 from mailbag.store.sqlite.backend import SQLiteStore
 from mailbag.testing.server import ServerThread
 
-_ONLY: dict[str, int | None] = {"pop3": None, "pop3s": None, "imap": None, "imaps": None}
-
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerThread]:
-    srv = ServerThread(tmp_path, ports=_ONLY).start()
-    for user in ("alice", "bob"):
-        srv.run(srv.store.create_account(f"{user}@localhost", "not-a-hash"))
-    yield srv
-    srv.stop()
-
-
-class Wire:
-    """Raw bytes out, reply lines in; the test decides when to wait."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.file = self.sock.makefile("rb")
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def line(self) -> str:
-        raw = self.file.readline()
-        assert raw.endswith(b"\r\n"), f"connection closed or bad line: {raw!r}"
-        return raw[:-2].decode()
-
-    def reply(self) -> list[str]:
-        lines = [self.line()]
-        while lines[-1][3:4] == "-":
-            lines.append(self.line())
-        return lines
-
-    def closed(self) -> bool:
-        return self.file.read() == b""
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
+    with lmtp_server(tmp_path) as srv:
+        yield srv
 
 
 def body(n: int, size: int = 2000) -> bytes:
@@ -169,7 +134,7 @@ def test_commands_behind_a_message_wait_for_its_reply(server: ServerThread) -> N
 def test_too_big_message_between_two_good_ones(server: ServerThread, tmp_path: Path) -> None:
     """A refusal decided without the store does not overtake the reply of the
     message before it."""
-    small = ServerThread(tmp_path / "small", ports=_ONLY, max_message_size=5000).start()
+    small = ServerThread(tmp_path / "small", ports=LMTP_ONLY, max_message_size=5000).start()
     try:
         small.run(small.store.create_account("alice@localhost", "not-a-hash"))
         wire = connect(small, "smtp")
