@@ -73,7 +73,7 @@ _STOP = object()
 GATHER_WAIT = 0.002
 
 # Upper bound of the database file mapped per connection (see connect()).
-MMAP_SIZE = int(__import__("os").environ.get("MB_MMAP", 1 << 30))
+MMAP_SIZE = 1 << 30
 
 # (future, result, change records, exception) for a loop to settle.
 _Outcome = tuple["asyncio.Future[Any]", Any, tuple[Change, ...], BaseException | None]
