@@ -806,6 +806,8 @@ def phase_idle(run: Run, t: Target, out: dict[str, float], k: int, base_count: i
         )
         from_250: list[float] = []
         from_data: list[float] = []
+        client_cpu: list[float] = []
+        client_span: list[float] = []
         early = 0
         lmtp = LMTPClient(t.port("lmtp"), user)
         for r in range(1, run.args.idle_rounds + 1):
@@ -834,6 +836,8 @@ def phase_idle(run: Run, t: Target, out: dict[str, float], k: int, base_count: i
             if fail:
                 raise fail[0]
             data_sent, got_250 = marks
+            client_cpu.append(swarm.read_cpu)
+            client_span.append(swarm.read_span)
             for s in seen:
                 if s < got_250:
                     early += 1
@@ -845,6 +849,9 @@ def phase_idle(run: Run, t: Target, out: dict[str, float], k: int, base_count: i
         out["idle_push_max_ms"] = max(from_250) * 1e3
         out["idle_push_data_p50_ms"] = percentile(from_data, 50) * 1e3
         out["idle_push_data_p99_ms"] = percentile(from_data, 99) * 1e3
+        # From the first EXISTS read to the last, and the client's CPU in it.
+        out["idle_read_span_ms"] = median(client_span) * 1e3
+        out["idle_read_cpu_ms"] = median(client_cpu) * 1e3
         if early:
             run.notes.append(
                 f"{t.name}: {early} of {len(from_250)} EXISTS arrived before the LMTP 250 "
@@ -987,6 +994,8 @@ def figures(mix_commands: tuple[str, ...], load_connections: int) -> list[Figure
         Figure("idle_push_max_ms", "IDLE push max from LMTP 250", "ms", LOW),
         Figure("idle_push_data_p50_ms", "IDLE push p50 from end of DATA", "ms", LOW, None, 50),
         Figure("idle_push_data_p99_ms", "IDLE push p99 from end of DATA", "ms", LOW),
+        Figure("idle_read_span_ms", "IDLE: first to last EXISTS read", "ms", LOW),
+        Figure("idle_read_cpu_ms", "IDLE: bench client CPU in that", "ms", LOW),
     ]
     return f
 
