@@ -8,6 +8,7 @@ a test client can use to send searches.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -133,6 +134,23 @@ SearchKey = (
     | OrKey
     | AndKey
 )
+
+
+def leaves(key: SearchKey) -> Iterator[SearchKey]:
+    """The keys of the tree that are not NOT/OR/AND, in the order written
+    (what a question about a whole criteria list walks)."""
+    match key:
+        case NotKey(key=inner):
+            yield from leaves(inner)
+        case OrKey(left=left, right=right):
+            yield from leaves(left)
+            yield from leaves(right)
+        case AndKey(keys=keys):
+            for k in keys:
+                yield from leaves(k)
+        case _:
+            yield key
+
 
 # keyword → (flag, present) for the flag keys without an argument.
 FLAG_KEYS: Final[dict[str, tuple[str, bool]]] = {

@@ -64,6 +64,7 @@ from ...proto.imap.search import (
     SizeKey,
     StringKey,
     UIDKey,
+    leaves,
 )
 from ...store.interface import FullTextSearch, Store, TextMatches
 from ...store.models import (
@@ -174,41 +175,26 @@ class _Needs:
 def _needs(key: SearchKey, out: _Needs, answered: frozenset[StringKey] = frozenset()) -> _Needs:
     """What the passes after the first must load; `answered`: string keys the
     index decided for every message still undecided."""
-    match key:
-        case StringKey() if key in answered:
-            pass
-        case StringKey(field=f) if f in _TEXT_FIELDS:
-            if key not in out.text:
-                out.text.append(key)
-        case StringKey() | HeaderKey():
-            out.header = True
-        case DateKey(field="SENT"):
-            out.header = True
-        case NotKey(key=inner):
-            _needs(inner, out, answered)
-        case OrKey(left=left, right=right):
-            _needs(left, out, answered)
-            _needs(right, out, answered)
-        case AndKey(keys=keys):
-            for k in keys:
-                _needs(k, out, answered)
+    for leaf in leaves(key):
+        match leaf:
+            case StringKey() if leaf in answered:
+                pass
+            case StringKey(field=f) if f in _TEXT_FIELDS:
+                if leaf not in out.text:
+                    out.text.append(leaf)
+            case StringKey() | HeaderKey() | DateKey(field="SENT"):
+                out.header = True
     return out
 
 
-def _string_keys(key: SearchKey, out: list[StringKey]) -> list[StringKey]:
+def _string_keys(key: SearchKey) -> list[StringKey]:
     """The keys an index may answer, each once, in the order written."""
-    match key:
-        case StringKey(field=f) if f in _TEXT_FIELDS or f in _HEADER_FIELDS:
-            if key not in out:
-                out.append(key)
-        case NotKey(key=inner):
-            _string_keys(inner, out)
-        case OrKey(left=left, right=right):
-            _string_keys(left, out)
-            _string_keys(right, out)
-        case AndKey(keys=keys):
-            for k in keys:
-                _string_keys(k, out)
+    out: list[StringKey] = []
+    for leaf in leaves(key):
+        match leaf:
+            case StringKey(field=f) if f in _TEXT_FIELDS or f in _HEADER_FIELDS:
+                if leaf not in out:
+                    out.append(leaf)
     return out
 
 
@@ -219,43 +205,35 @@ class _NeedsPasses(Exception):
 def _set_evaluable(key: SearchKey) -> bool:
     """Whether every key of the tree has a set form (header keys other than
     the indexed fields, and the SENT* dates, need the passes)."""
-    match key:
-        case AllKey() | FlagKey() | NewKey() | SizeKey() | ModSeqKey() | UIDKey() | SeqKey():
-            return True
-        case DateKey(field="INTERNAL"):
-            return True
-        case StringKey(field=f):
-            return f in _TEXT_FIELDS or f in _HEADER_FIELDS
-        case NotKey(key=inner):
-            return _set_evaluable(inner)
-        case OrKey(left=left, right=right):
-            return _set_evaluable(left) and _set_evaluable(right)
-        case AndKey(keys=keys):
-            return all(_set_evaluable(k) for k in keys)
-    return False
+    for leaf in leaves(key):
+        match leaf:
+            case AllKey() | FlagKey() | NewKey() | SizeKey() | ModSeqKey() | UIDKey() | SeqKey():
+                pass
+            case DateKey(field="INTERNAL"):
+                pass
+            case StringKey(field=f) if f in _TEXT_FIELDS or f in _HEADER_FIELDS:
+                pass
+            case _:
+                return False
+    return True
 
 
-def _columns(key: SearchKey, out: set[str]) -> None:
+def _columns(key: SearchKey) -> set[str]:
     """The message_index columns the set evaluation of `key` reads."""
-    match key:
-        case FlagKey(flag=flag) if flag != "\\Recent":
-            out.add("flags" if normalize_flag(flag) in FLAG_BIT else "keywords")
-        case NewKey():
-            out.add("flags")
-        case SizeKey():
-            out.add("sizes")
-        case ModSeqKey():
-            out.add("modseqs")
-        case DateKey():
-            out.add("days")
-        case NotKey(key=inner):
-            _columns(inner, out)
-        case OrKey(left=left, right=right):
-            _columns(left, out)
-            _columns(right, out)
-        case AndKey(keys=keys):
-            for k in keys:
-                _columns(k, out)
+    out: set[str] = set()
+    for leaf in leaves(key):
+        match leaf:
+            case FlagKey(flag=flag) if flag != "\\Recent":
+                out.add("flags" if normalize_flag(flag) in FLAG_BIT else "keywords")
+            case NewKey():
+                out.add("flags")
+            case SizeKey():
+                out.add("sizes")
+            case ModSeqKey():
+                out.add("modseqs")
+            case DateKey():
+                out.add("days")
+    return out
 
 
 def _date_matches(relation: str, value: dt.date, wanted: dt.date) -> bool:
@@ -310,9 +288,7 @@ class SearchEvaluator:
         """Every key evaluated as a set of UIDs over the mailbox's metadata
         columns (`message_index`) and the full-text index; None when the
         index cannot answer a text key for some message (the passes read it)."""
-        columns: set[str] = set()
-        _columns(key, columns)
-        index = await self.store.message_index(self.view.id, frozenset(columns))
+        index = await self.store.message_index(self.view.id, frozenset(_columns(key)))
         self._index = index
         view_uids = self.view.uids()
         if view_uids.same_as(index.uids):  # the common case, O(runs)
@@ -468,7 +444,7 @@ class SearchEvaluator:
         # All of the view: no UID list to send (messages added since it was
         # taken are not candidates and are never looked up).
         uids = None if whole else [c.msg.uid for c in undecided]
-        for k in _string_keys(key, []):
+        for k in _string_keys(key):
             try:
                 found = await store.search_text(self.view.id, k.field, k.value, uids)
             except StoreError:

@@ -229,6 +229,19 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+# message_index columns (models.INDEX_COLUMNS): the SQL that reads each and
+# the array type it is kept in ("" for keywords, kept as a dict).
+_INDEX_SQL: dict[str, tuple[str, str]] = {
+    "flags": ("flags", "B"),
+    "keywords": ("keywords", ""),
+    "days": ("internal_date + internal_tz", "q"),
+    "sizes": ("size", "Q"),
+    "modseqs": ("modseq", "Q"),
+    "dates": ("internal_date", "q"),
+    "zones": ("internal_tz", "i"),
+}
+
+
 def _uid_json(uids: Iterable[int]) -> str:
     return json.dumps(sorted({int(u) for u in uids}))
 
@@ -1095,56 +1108,34 @@ class SQLiteStore:
         return (await self.message_index(mailbox_id)).uids
 
     def _index(self, mailbox_id: MailboxID, columns: frozenset[str]) -> MessageIndex:
-        names = ["uid"]
-        if "flags" in columns:
-            names.append("flags")
-        if "keywords" in columns:
-            names.append("keywords")
-        if "days" in columns:
-            names.append("internal_date + internal_tz")
-        if "sizes" in columns:
-            names.append("size")
-        if "modseqs" in columns:
-            names.append("modseq")
-        if "dates" in columns:
-            names.append("internal_date")
-        if "zones" in columns:
-            names.append("internal_tz")
+        wanted = [c for c in _INDEX_SQL if c in columns]
+        select = "".join(f", {_INDEX_SQL[c][0]}" for c in wanted)
         rows = self._q(
-            f"SELECT {', '.join(names)} FROM messages WHERE mailbox_id = ? ORDER BY uid",
-            (mailbox_id,),
+            f"SELECT uid{select} FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
         )
         if not rows:
             self._require_mailbox(mailbox_id)
-        cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        it = iter(cols)
-        uids = array("I", next(it))
-        flags = keywords = days = sizes = modseqs = None
-        if "flags" in columns:
-            flags = array("B", next(it))
-        if "keywords" in columns:
-            # A mailbox has few distinct keyword sets: decode each once.
-            sets: dict[str, frozenset[str]] = {}
-            keywords = {}
-            for uid, doc in zip(uids, next(it), strict=True):
-                if doc:
-                    kws = sets.get(doc)
-                    if kws is None:
-                        kws = sets[doc] = keywords_set(doc)
-                    keywords[uid] = kws
-        if "days" in columns:
-            # Floor division: dates before 1970 too (SQLite's `/` truncates).
-            days = array("q", [t // 86400 + _EPOCH_ORDINAL for t in next(it)])
-        if "sizes" in columns:
-            sizes = array("Q", next(it))
-        if "modseqs" in columns:
-            modseqs = array("Q", next(it))
-        dates = zones = None
-        if "dates" in columns:
-            dates = array("q", next(it))
-        if "zones" in columns:
-            zones = array("i", next(it))
-        return MessageIndex(uids, flags, keywords, days, sizes, modseqs, dates, zones)
+        data = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(wanted) + 1)]
+        uids = array("I", data[0])
+        values: dict[str, Any] = {}
+        for name, column in zip(wanted, data[1:], strict=True):
+            if name == "keywords":
+                # A mailbox has few distinct keyword sets: decode each once.
+                sets: dict[str, frozenset[str]] = {}
+                keywords = {}
+                for uid, doc in zip(uids, column, strict=True):
+                    if doc:
+                        kws = sets.get(doc)
+                        if kws is None:
+                            kws = sets[doc] = keywords_set(doc)
+                        keywords[uid] = kws
+                values[name] = keywords
+            elif name == "days":
+                # Floor division: dates before 1970 too (SQLite's `/` truncates).
+                values[name] = array("q", [t // 86400 + _EPOCH_ORDINAL for t in column])
+            else:
+                values[name] = array(_INDEX_SQL[name][1], column)
+        return MessageIndex(uids, **values)
 
     async def message_index(
         self, mailbox_id: MailboxID, columns: frozenset[str] = frozenset()

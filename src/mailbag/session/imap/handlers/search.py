@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ....errors import StoreError
 from ....proto.imap import commands as c
 from ....proto.imap.responses import ESearchResponse, ResponseCode, SearchResponse, TaggedResponse
-from ....proto.imap.search import AndKey, ModSeqKey, NotKey, OrKey, SearchKey
+from ....proto.imap.search import ModSeqKey, SearchKey, leaves
 from ....proto.imap.seqset import SeqSet
 from ....store.models import UID
 from ..errors import IMAPError
@@ -35,16 +35,7 @@ if TYPE_CHECKING:
 
 
 def _uses_modseq(key: SearchKey) -> bool:
-    match key:
-        case ModSeqKey():
-            return True
-        case NotKey(key=inner):
-            return _uses_modseq(inner)
-        case OrKey(left=left, right=right):
-            return _uses_modseq(left) or _uses_modseq(right)
-        case AndKey(keys=keys):
-            return any(_uses_modseq(k) for k in keys)
-    return False
+    return any(isinstance(leaf, ModSeqKey) for leaf in leaves(key))
 
 
 def _saved(options: frozenset[str], uids: list[UID]) -> list[UID]:
