@@ -76,6 +76,7 @@ from .. import bodydata
 from ..errors import IMAPError
 
 if TYPE_CHECKING:
+    from ..selected import SelectedMailbox
     from ..session import IMAPSession
 
 log = logging.getLogger("mailbag.imap")
@@ -373,10 +374,13 @@ def _index_columns(atts: list[FetchAttribute]) -> frozenset[str] | None:
 
 
 async def _fetch_from_index(
-    s: IMAPSession, uids: list[UID], atts: list[FetchAttribute], columns: frozenset[str]
+    s: IMAPSession,
+    view: SelectedMailbox,
+    uids: list[UID],
+    atts: list[FetchAttribute],
+    columns: frozenset[str],
 ) -> bool:
     """Write the FETCH responses of `uids`; True when some were expunged."""
-    view = s.require_selected()
     index = await s.store.message_index(view.id, columns)
     stored = index.uids
     bit_names = [(bit, name) for name, bit in FLAG_BIT.items()]
@@ -460,7 +464,7 @@ async def handle_fetch(s: IMAPSession, cmd: c.FetchCommand) -> TaggedResponse:
         and len(uids) >= INDEX_MIN
         and len(uids) * 4 >= view.exists
     ):
-        return _completed(cmd.tag, await _fetch_from_index(s, uids, atts, columns))
+        return _completed(cmd.tag, await _fetch_from_index(s, view, uids, atts, columns))
     fast = _fast_plan(atts)
     prefetch = _whole_bodies(fast)
     gone = False
