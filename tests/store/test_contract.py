@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from mailbag.store import contract
+from mailbag.store.interface import Store
 from mailbag.store.memory.backend import MemoryStore
 from mailbag.store.models import ContentID
 from mailbag.store.sqlite.backend import SQLiteStore
 
 # "sqlite" as configured by default: message bytes in the database up to
 # blobs.indb.IN_DB_MAX, bigger ones in files. "sqlite-files": every content
-# a file, as in a store written before schema version 4.
+# a file, as in a store written before schema version 4. "sqlite-deferred":
+# as a server opens it, messages parsed by the background worker.
 FEATURES: dict[str, frozenset[str]] = {
     "memory": frozenset(),
     "sqlite": frozenset({contract.PERSISTENT}),
     "sqlite-files": frozenset({contract.PERSISTENT, contract.BLOB_FILES}),
+    "sqlite-deferred": frozenset({contract.PERSISTENT}),
 }
 
 
@@ -27,12 +31,21 @@ def files_only(data: Path) -> SQLiteStore:
     return store
 
 
+async def drain(store: Store) -> None:
+    assert isinstance(store, SQLiteStore)
+    assert await asyncio.to_thread(store.drain_text_index)
+
+
 def make_harness(backend: str, tmp_path: Path) -> contract.Harness:
     if backend == "memory":
         return contract.Harness("memory", MemoryStore, FEATURES[backend])
     data = tmp_path / "data"
     if backend == "sqlite":
         return contract.Harness("sqlite", lambda: SQLiteStore(data), FEATURES[backend])
+    if backend == "sqlite-deferred":
+        return contract.Harness(
+            "sqlite", lambda: SQLiteStore(data, defer_parse=True), FEATURES[backend], settle=drain
+        )
 
     def blob_path(cid: ContentID) -> Path:
         return SQLiteStore(data).blobs.path(cid)

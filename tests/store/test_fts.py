@@ -559,3 +559,88 @@ def test_caller_facts_do_not_shape_the_text(tmp_path: Path) -> None:
             await store.close()
 
     run(go)
+
+
+def test_deferred_parse_gives_what_parsing_at_delivery_gives(tmp_path: Path) -> None:
+    """defer_parse (how a server opens the store): append stores the bytes
+    only. Until the worker has parsed them, get_facts parses on demand (the
+    same facts), no FETCH forms are served and text keys send every message
+    to the scan; after it, facts, forms and index answers are those of a
+    store that parsed at delivery."""
+    made = made_messages()
+    corpus = corpus_messages()
+    words = needles(made + corpus)[::2]
+
+    async def go() -> None:
+        store = await opened(tmp_path, defer_parse=True)
+        try:
+            # No worker: the contents stay as delivery stored them.
+            assert store._indexer is not None
+            store._indexer.stop()
+            box = await inbox(store)
+            msgs = await deliver(store, box, made + corpus)
+            with db(store) as conn:
+                assert conn.execute(
+                    "SELECT count(*) FROM contents WHERE facts != ''"
+                ).fetchone() == (0,)
+                assert conn.execute("SELECT count(*) FROM content_text").fetchone() == (0,)
+            listed = await store.list_messages(box.id, sorted(msgs))
+            cids = {m.uid: m.content_id for m in listed}
+            assert await store.get_forms(cids.values()) == {}
+            for uid, data in msgs.items():
+                assert await store.get_facts(cids[uid]) == compute_facts(data)
+            for field in ("FROM", "SUBJECT", "BODY", "TEXT"):
+                got = await store.search_text(box.id, field, "e")
+                assert got is not None and set(got.unindexed) == set(msgs), field
+        finally:
+            await store.close()
+        store = await opened(tmp_path, defer_parse=True)
+        try:
+            box = await inbox(store)
+            await asyncio.to_thread(drain, store)
+            assert store._indexer is not None and store._indexer.parsed == len(msgs)
+            with db(store) as conn:
+                assert conn.execute(
+                    "SELECT count(*) FROM contents WHERE facts = ''"
+                ).fetchone() == (0,)
+            forms = await store.get_forms(cids.values())
+            for uid, data in msgs.items():
+                facts = compute_facts(data)
+                assert forms.get(cids[uid]) == facts.forms
+                stored = await store.get_facts(cids[uid])
+                assert stored == facts
+            assert set(states(store).values()) == {fts.INDEXED}
+            assert await compare(store, box, msgs, words) > len(words) * 3
+        finally:
+            await store.close()
+
+    run(go)
+
+
+def test_version_5_database_gets_the_unparsed_index(tmp_path: Path) -> None:
+    """Version 6 adds contents_unparsed; a version 5 database is migrated on open."""
+
+    async def go() -> None:
+        store = await opened(tmp_path)
+        await store.close()
+        with sqlite3.connect(tmp_path / "mailbag.db") as conn:
+            conn.executescript(
+                "DROP INDEX contents_unparsed; UPDATE schema_version SET version = 5;"
+            )
+        store = await opened(tmp_path, defer_parse=True)
+        try:
+            box = await inbox(store)
+            await deliver(store, box, made_messages()[:3])
+            await asyncio.to_thread(drain, store)
+        finally:
+            await store.close()
+        with sqlite3.connect(tmp_path / "mailbag.db") as conn:
+            assert conn.execute("SELECT version FROM schema_version").fetchone() == (
+                SCHEMA_VERSION,
+            )
+            assert conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'contents_unparsed'"
+            ).fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM contents WHERE facts = ''").fetchone() == (0,)
+
+    run(go)

@@ -58,7 +58,8 @@ def session_factory(protocol: str, ctx: ServerContext) -> Callable[[Channel], Se
 def open_default_store(config: Config) -> Store:
     from ..store.sqlite.backend import SQLiteStore
 
-    return SQLiteStore(config.data_dir)
+    # A server runs the background worker, so delivery can leave parsing to it.
+    return SQLiteStore(config.data_dir, defer_parse=True)
 
 
 class MailServer:

@@ -13,6 +13,9 @@ the same question from them:
   (the decoded values of that top-level field, one per line). Delivery
   extracts them in the worker thread that parses the message and inserts
   the row in the unit that inserts the content row: both commit together.
+  A server that defers parsing (`SQLiteStore(defer_parse=True)`) stores the
+  bytes alone; :class:`TextIndexer` then parses them and inserts facts,
+  IMAP forms and text in one unit.
 * ``content_fts`` is an FTS5 index with the ``trigram`` tokenizer over those
   columns. ``case_sensitive 1``: the folding is Python's, done before the
   text is stored, so the index folds exactly as the scan does (FTS5's own
@@ -98,6 +101,15 @@ BUSY_WINDOW = 0.5
 # connection: the writer thread's CPU while they arrive 1.4-1.9 -> 1.0-1.2
 # ms per message (the indexing moves to after the burst, ~2.5 ms each).
 BUSY_BACKLOG_CHARS = 32 * 1024 * 1024
+# Octets of messages stored unparsed (defer_parse) that may wait while mail is
+# arriving; past it the worker parses at the writer-quarter pace above. Until
+# parsed, a header SEARCH reads and parses the message (~0.6 ms per 16 KB
+# one), so this bounds such a search at a few seconds during a long burst.
+PARSE_BACKLOG_BYTES = 256 * 1024 * 1024
+# How long a backlog measured over its limit is taken to stay over it: the
+# measuring query reads every waiting row, and it would otherwise run before
+# each unit, which then costs more than the unit.
+BACKLOG_RECHECK = 1.0
 # How often an idle indexer looks for work another process left.
 POLL = 30.0
 
@@ -301,10 +313,19 @@ class TextIndexer:
         writer: Writer,
         query: Callable[[str, Sequence[Any]], list[Any]],
         read_blob: Callable[[str], bytes],
+        parse: Callable[[bytes], tuple[Any, Texts]] | None = None,
     ) -> None:
+        """`parse(data) -> (EncodedFacts, Texts)`: for contents stored unparsed."""
         self.writer = writer
         self.query = query
         self.read_blob = read_blob
+        self.parse = parse
+        self.parsed = 0  # contents parsed here; for tests and metrics
+        # monotonic time until which the text / parse backlogs count as over
+        # their limits (BACKLOG_RECHECK).
+        self._text_over_until = 0.0
+        self._parse_over_until = 0.0
+        self._parse_from = 0  # contents.id cursor past unreadable contents
         self.units = 0  # units committed; for tests and metrics
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -356,7 +377,7 @@ class TextIndexer:
             with self._cond:
                 generation = self._requested
             try:
-                worked = self._backfill() or self._index()
+                worked = self._parse() or self._backfill() or self._index()
             except StoreUnavailable as e:
                 if self._stopping.is_set():
                     break
@@ -377,8 +398,11 @@ class TextIndexer:
     def _busy(self) -> bool:
         return time.monotonic() - self.writer.foreground_at < BUSY_WINDOW
 
-    def _run(self, fn: Callable[[Tx], int]) -> int:
-        started = time.monotonic()
+    def _run(self, fn: Callable[[Tx], int], started: float | None = None) -> int:
+        """Run `fn` as a unit; while mail arrives, then rest three times as
+        long as the work took since `started` (default: the unit's start)."""
+        if started is None:
+            started = time.monotonic()
         done = self.writer.run_blocking(fn)
         self.units += 1
         if self._busy():
@@ -393,19 +417,96 @@ class TextIndexer:
         """Wait while mail is arriving and the backlog is small (see
         BUSY_BACKLOG_CHARS); True when it waited. A drain() request ends the
         wait: tests and tools want the index now."""
+        return self._hold_off(
+            "SELECT coalesce(sum(chars), 0) FROM content_text"
+            " WHERE state = 0 OR content_id IS NULL",
+            BUSY_BACKLOG_CHARS,
+            "_text_over_until",
+        )
+
+    def _hold_off(self, backlog_sql: str, limit: int, over_attr: str) -> bool:
+        """Wait while mail arrives and the backlog `backlog_sql` measures is
+        under `limit`; True when it waited."""
         waited = False
         while self._busy() and not self._stopping.is_set() and not self._draining():
             if not waited:
-                rows = self.query(
-                    "SELECT coalesce(sum(chars), 0) FROM content_text"
-                    " WHERE state = 0 OR content_id IS NULL",
-                    (),
-                )
-                if rows[0][0] >= BUSY_BACKLOG_CHARS:
+                now = time.monotonic()
+                if now < getattr(self, over_attr):
+                    return False
+                if self.query(backlog_sql, ())[0][0] >= limit:
+                    setattr(self, over_attr, now + BACKLOG_RECHECK)
                     return False
                 waited = True
             self._stopping.wait(0.05)
         return waited
+
+    def _parse(self) -> bool:
+        """Parse a few contents delivery stored unparsed (facts = ''): their
+        facts, IMAP forms and text rows in one unit. False when none waits."""
+        if self.parse is None:
+            return False
+        rows = self.query(
+            "SELECT id, cid, size FROM contents INDEXED BY contents_unparsed"
+            " WHERE facts = '' AND id > ? ORDER BY id LIMIT 64",
+            (self._parse_from,),
+        )
+        if not rows:
+            return False
+        if self._hold_off(
+            "SELECT coalesce(sum(size), 0) FROM contents INDEXED BY contents_unparsed"
+            " WHERE facts = ''",
+            PARSE_BACKLOG_BYTES,
+            "_parse_over_until",
+        ):
+            return True  # look again: mail may be arriving again
+        started = time.monotonic()
+        found: list[tuple[int, str, Any, Texts]] = []
+        read = 0
+        for rowid, cid, size in rows:
+            if found and read + size > BACKFILL_BYTES:
+                break
+            read += size
+            try:
+                data = self.read_blob(cid)
+            except (OSError, StoreError) as e:
+                # Readers hit the same error; skipped until the next start.
+                log.warning("cannot read content %s to parse it: %s", cid, e)
+                self._parse_from = rowid
+                continue
+            try:
+                facts, texts = self.parse(data)
+            except Exception:
+                # compute_facts takes any octets; a bug must not stall the rest.
+                log.exception("cannot parse content %s", cid)
+                self._parse_from = rowid
+                continue
+            found.append((rowid, cid, facts, texts))
+            self.parsed += 1
+        if not found:
+            return True
+
+        def unit(tx: Tx) -> int:
+            conn = tx.conn
+            for rowid, cid, facts, texts in found:
+                forms = facts.forms or (None, None, None)
+                # Re-checked under the write lock: another process may have
+                # parsed it, or the content may be gone.
+                cur = conn.execute(
+                    "UPDATE contents SET facts = ?, imap_envelope = ?, imap_body = ?,"
+                    " imap_bodystructure = ? WHERE id = ? AND cid = ? AND facts = ''",
+                    (facts.json, *forms, rowid, cid),
+                )
+                if (
+                    cur.rowcount
+                    and not conn.execute(
+                        "SELECT 1 FROM content_text WHERE content_id = ?", (rowid,)
+                    ).fetchall()
+                ):
+                    insert_text(conn, rowid, texts)
+            return len(found)
+
+        self._run(unit, started)
+        return True
 
     def _index(self) -> bool:
         """One unit of content_fts work; False when there was none."""
@@ -462,7 +563,7 @@ class TextIndexer:
         if self._backfill_from is None:  # reset by a process storing without text
             self._backfill_from = 0
         rows = self.query(
-            "SELECT c.id, c.cid, c.size FROM contents c WHERE c.id > ?"
+            "SELECT c.id, c.cid, c.size FROM contents c WHERE c.id > ? AND c.facts != ''"
             " AND NOT EXISTS (SELECT 1 FROM content_text t WHERE t.content_id = c.id)"
             " ORDER BY c.id LIMIT 16",
             (self._backfill_from,),
@@ -504,7 +605,7 @@ class TextIndexer:
         # Under the write lock, so no content can appear meanwhile; a process
         # that stores contents without text (full_text=False) resets the flag.
         left = tx.conn.execute(
-            "SELECT c.id FROM contents c WHERE NOT EXISTS"
+            "SELECT c.id FROM contents c WHERE c.facts != '' AND NOT EXISTS"
             " (SELECT 1 FROM content_text t WHERE t.content_id = c.id) ORDER BY c.id LIMIT 1"
         ).fetchall()
         if left:

@@ -28,6 +28,10 @@ columns/tables instead of reshaping these:
   `messages`, and messages reference content by integer id (8 bytes a row
   instead of 64 hex digits). A content row is deleted in the same
   transaction that drops its count to zero; its file goes after the commit.
+- Parsing after delivery (version 6): a server may store a message's bytes
+  with `contents.facts = ''` and leave the parsing (facts, `imap_*`, the
+  text rows) to its background worker, which finds them through the
+  partial index `contents_unparsed`; until then readers parse on demand.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import sqlite3
 from ...errors import StoreUnavailable
 from ..models import FLAG_BIT
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # System flags as bits of messages.flags, in models.SYSTEM_FLAGS order.
 # (\\Seen 1, \\Answered 2, \\Flagged 4, \\Deleted 8, \\Draft 16: the triggers below use them.)
@@ -251,6 +255,14 @@ UPDATE schema_version SET version = 5 WHERE version = 4;
 """
 
 
+# Version 6: contents stored unparsed (facts = '') for the background worker
+# to parse; (id, size) so the backlog's bytes are summed from the index.
+_V6 = """
+CREATE INDEX IF NOT EXISTS contents_unparsed ON contents(id, size) WHERE facts = '';
+UPDATE schema_version SET version = 6 WHERE version = 5;
+"""
+
+
 def _migrate(conn: sqlite3.Connection, source: int, script: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -319,6 +331,9 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         version = _version(conn)
     if version == 4:
         _migrate(conn, 4, _V5)
+        version = _version(conn)
+    if version == 5:
+        _migrate(conn, 5, _V6)
         version = _version(conn)
     if version != SCHEMA_VERSION:
         # A newer database than this code knows must not be written by it.

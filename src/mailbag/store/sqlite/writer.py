@@ -93,6 +93,7 @@ def connect(path: Path, busy_timeout: float, *, readonly: bool = False) -> sqlit
     # reads through the mapping; writes still go through write() and the
     # WAL, so durability is unchanged.
     conn.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+    conn.execute("PRAGMA temp_store = MEMORY")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:
