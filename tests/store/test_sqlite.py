@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import sqlite3
 import stat
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlite_support import opened, run, user
@@ -21,6 +23,7 @@ from mailbag.store.changes import Change, MessagesAdded
 from mailbag.store.contract import message
 from mailbag.store.models import (
     INBOX,
+    INDEX_COLUMNS,
     UID,
     AppendRequest,
     FlagOp,
@@ -669,6 +672,47 @@ def test_store_errors_are_store_errors(tmp_path: Path) -> None:
         try:
             with pytest.raises(StoreError):
                 await store.read_content("zz", 0, 10)  # type: ignore[arg-type]
+        finally:
+            await store.close()
+
+    run(go)
+
+
+def test_message_index_orders_what_the_planner_left_unordered(tmp_path: Path) -> None:
+    """message_index reads its columns as JSON arrays whose order comes from a
+    subquery's ORDER BY; a planner may drop that (SQLite >= 3.43), and the
+    columns are then put in UID order here: the same index either way."""
+
+    async def go() -> None:
+        store = await opened(tmp_path)
+        try:
+            _, inbox = await user(store)
+            west = dt.timezone(dt.timedelta(hours=-5))
+            reqs = [
+                AppendRequest(
+                    message(n),
+                    ["\\Seen", f"$k{n % 2}"] if n % 3 else [],
+                    dt.datetime(1969 + 11 * n, 1 + n, 1, 3, tzinfo=west),
+                )
+                for n in range(5)
+            ]
+            await store.append(inbox.id, reqs)
+            await store.expunge(inbox.id, [UID(2)], require_deleted=False)
+            want = await store.message_index(inbox.id, INDEX_COLUMNS)
+            real = store._q
+
+            def shuffled(sql: str, params: Sequence[object] = ()) -> list[Any]:
+                rows = real(sql, params)
+                if "json_group_array(uid)" in sql:
+                    count, *docs = rows[0]
+                    order = [3, 0, 2, 1]
+                    rows = [(count, *(json.dumps([json.loads(d)[i] for i in order]) for d in docs))]
+                return rows
+
+            store._q = shuffled  # type: ignore[method-assign]
+            got = await store.message_index(inbox.id, INDEX_COLUMNS)
+            assert list(got.uids) == [1, 3, 4, 5]
+            assert got == want
         finally:
             await store.close()
 
