@@ -291,7 +291,8 @@ class SearchEvaluator:
         index = await self.store.message_index(self.view.id, frozenset(_columns(key)))
         self._index = index
         view_uids = self.view.uids()
-        if view_uids.same_as(index.uids):  # the common case, O(runs)
+        same = view_uids.same_as(index.uids)
+        if same:  # the common case, O(runs)
             self._universe = view_uids.as_set()
         else:
             existing = set(index.uids)
@@ -303,8 +304,15 @@ class SearchEvaluator:
         except _NeedsPasses:
             return None
         # (UID is a NewType of int: no conversion needed, only the type.)
-        # The hits are looked up, not the whole view walked: found is a
-        # subset of the view's UIDs (the universe).
+        if same and len(found) * 8 > len(index.uids):
+            # Many hits (UNSEEN, SINCE): sequence numbers are positions in the
+            # index; one walk costs less than sorting and a lookup per hit.
+            return cast(
+                list[tuple[int, UID]],
+                [(seq, u) for seq, u in enumerate(index.uids, 1) if u in found],
+            )
+        # Few hits: looked up, not the whole view walked; found is a subset
+        # of the view's UIDs (the universe).
         position = view_uids.index
         return cast(
             list[tuple[int, UID]],
