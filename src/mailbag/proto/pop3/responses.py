@@ -50,6 +50,13 @@ def continuation(challenge_b64: bytes) -> bytes:
     return b"+ " + challenge_b64 + CRLF
 
 
+def listing(first: bytes, lines: Iterable[bytes]) -> bytes:
+    """`multiline` for lines the server formats itself that hold neither a
+    line break nor a leading "." (LIST's and UIDL's numbers and hex), each
+    already ending in CRLF: joined as they are, no per-line checks."""
+    return first + b"".join(lines) + TERMINATOR
+
+
 def multiline(first: bytes, lines: Iterable[str | bytes]) -> bytes:
     """A status line (from `ok`) followed by byte-stuffed lines and the terminator."""
     out = bytearray(first)

@@ -70,6 +70,7 @@ from ...proto.pop3 import (
     TopLimiter,
     continuation,
     err,
+    listing,
     multiline,
     ok,
     parse_number,
@@ -129,9 +130,14 @@ class POP3Error(Exception):
         self.bad = bad
 
 
+# Dovecot's default pop3_uidl_format `%08Xu%08Xv`.
+_UIDL = "%08X%08X"
+# A line of the UIDL listing: (message number, UID, UIDVALIDITY).
+_UIDL_LINE = b"%d " + _UIDL.encode() + b"\r\n"
+
+
 def uidl_of(uid: int, uidvalidity: int) -> str:
-    """Dovecot's default pop3_uidl_format `%08Xu%08Xv`."""
-    return f"{uid:08X}{uidvalidity:08X}"
+    return _UIDL % (uid, uidvalidity)
 
 
 def capabilities(
@@ -676,8 +682,8 @@ class POP3Session:
             await self._reply(ok(f"{entry.number} {entry.size}"))
             return
         count, size = drop.totals()
-        lines = [f"{e.number} {e.size}" for e in drop.live()]
-        await self._reply(multiline(ok(f"{count} messages ({size} octets)"), lines))
+        lines = [b"%d %d\r\n" % (e.number, e.size) for e in drop.live()]
+        await self._reply(listing(ok(f"{count} messages ({size} octets)"), lines))
 
     async def _cmd_uidl(self, cmd: Command) -> None:
         drop = self._drop()
@@ -685,8 +691,9 @@ class POP3Session:
             entry = drop.get(cmd.args[0])
             await self._reply(ok(f"{entry.number} {drop.uidl(entry)}"))
             return
-        lines = [f"{e.number} {drop.uidl(e)}" for e in drop.live()]
-        await self._reply(multiline(ok(), lines))
+        uidvalidity = drop.uidvalidity
+        lines = [_UIDL_LINE % (e.number, e.uid, uidvalidity) for e in drop.live()]
+        await self._reply(listing(ok(), lines))
 
     async def _cmd_retr(self, cmd: Command) -> None:
         entry = self._drop().get(cmd.args[0])
