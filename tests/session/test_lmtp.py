@@ -153,6 +153,52 @@ def test_mixed_results_after_data(server: ServerThread, client: Client) -> None:
     assert len(inbox(server, "carol@localhost")) == 1
 
 
+def test_rcpt_answers_follow_account_changes(server: ServerThread, client: Client) -> None:
+    """RCPT may answer from a lookup of the same address a few seconds old
+    (Delivery.ACCEPT_TTL), which never lets mail reach a deleted account nor
+    keeps it from a new one: an account deleted after an accepted RCPT gets
+    550 at DATA (its INBOX is gone), and a refused address is looked up
+    again, so an account created meanwhile gets its mail at once."""
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {LHLO}
+        C: MAIL FROM:<a@b.example>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<bob@localhost>
+        S: 250 2.1.5 Ok
+        C: RCPT TO:<dave@localhost>
+        S: 550 5.1.1 No such user here
+        C: DATA
+        S: 354 End data with <CR><LF>.<CR><LF>
+        C: Subject: one
+        C: .
+        S: 250 2.0.0 <bob@localhost> Delivered UID 1
+        """,
+    )
+    delete_account(server, "bob@localhost")
+    server.run(server.store.create_account("dave@localhost", "not-a-hash"))
+    transcript(
+        client,
+        """
+        C: MAIL FROM:<a@b.example>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<bob@localhost>
+        S: 250 2.1.5 Ok
+        C: RCPT TO:<dave@localhost>
+        S: 250 2.1.5 Ok
+        C: DATA
+        S: 354 End data with <CR><LF>.<CR><LF>
+        C: Subject: two
+        C: .
+        S: 550 5.1.1 <bob@localhost> No such user here
+        S: 250 2.0.0 <dave@localhost> Delivered UID 1
+        """,
+    )
+    assert len(inbox(server, "dave@localhost")) == 1
+
+
 def test_duplicate_rcpt_gets_two_replies_one_copy(server: ServerThread, client: Client) -> None:
     """RFC 2033 §4.2: a reply for every successful RCPT, even a repeated one."""
     transcript(

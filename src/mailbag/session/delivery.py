@@ -64,8 +64,12 @@ class TraceInfo:
 
 
 _HELO_SAFE = re.compile(r"[^A-Za-z0-9.\-\[\]:_]")
-# Entries of Delivery._inboxes; past this the cache starts over.
+# Entries of Delivery._inboxes and ._accepted; past this a cache starts over.
 _MAX_INBOXES = 100_000
+# How long RCPT TO may answer from an earlier lookup of the same address.
+# Only acceptances are kept: a new account gets mail at once. An account
+# deleted meanwhile is caught at DATA, where its INBOX is gone (550).
+ACCEPT_TTL = 10.0
 
 
 class Delivery:
@@ -84,8 +88,23 @@ class Delivery:
         # when it is gone (account deleted, INBOX recreated) the entry is
         # dropped and the INBOX looked up again.
         self._inboxes: dict[AccountID, MailboxID] = {}
+        # address as given -> (monotonic expiry, its acceptance); saves the
+        # normalising and the account read on the event loop at each RCPT.
+        self._accepted: dict[str, tuple[float, RecipientCheck]] = {}
 
     async def check_recipient(self, address: str) -> RecipientCheck:
+        known = self._accepted.get(address)
+        now = time.monotonic()
+        if known is not None and known[0] > now:
+            return known[1]
+        check = await self._check_recipient(address)
+        if check.ok:
+            if len(self._accepted) >= _MAX_INBOXES:
+                self._accepted.clear()
+            self._accepted[address] = (now + ACCEPT_TTL, check)
+        return check
+
+    async def _check_recipient(self, address: str) -> RecipientCheck:
         try:
             normal = normalize_address(address, self.config.default_domain)
         except BadAddress:

@@ -96,6 +96,10 @@ _LITERAL = re.compile(r"\[[\x21-\x5a\x5e-\x7e]+\]")
 _QTEXT = re.compile(r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e\x80-\U0010ffff]|\\[\x20-\x7e])*"')
 
 
+# Control characters but TAB: a C-speed search instead of a loop over the line.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _error(code: int, enhanced: str, text: str) -> CommandError:
     return CommandError(Reply(code, enhanced, text))
 
@@ -108,7 +112,7 @@ def parse_command(line: bytes) -> Command:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise _error(500, "5.5.2", "Error: command is not valid UTF-8") from None
-    if any(ord(c) < 0x20 and c != "\t" for c in text) or "\x7f" in text:
+    if _CONTROL.search(text):
         raise _error(500, "5.5.2", "Error: control character in command")
     verb, _, rest = text.partition(" ")
     verb = verb.upper()
