@@ -49,6 +49,9 @@ def session_factory(protocol: str, ctx: ServerContext) -> Callable[[Channel], Se
         lmtp = protocol == "lmtp"
         return lambda ch: SMTPSession(ctx, ch, lmtp=lmtp)
     if protocol in ("imap", "imaps"):
+        # The command table (and with it every handler module) now, not at a
+        # client's first command: the session imports it lazily (cycle).
+        from ..session.imap import dispatch  # noqa: F401
         from ..session.imap.session import IMAPSession
 
         return lambda ch: IMAPSession(ctx, ch)
