@@ -47,6 +47,10 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+# The system flags as FLAGS and PERMANENTFLAGS list them.
+SYSTEM = "\\Seen \\Answered \\Flagged \\Deleted \\Draft"
+
+
 def login(srv: ServerThread, user: str, rev2: bool = False) -> Client:
     return connect(srv, user, rev2=rev2)
 
@@ -240,7 +244,9 @@ def test_store_modes(srv: ServerThread, user: str, mode: str) -> None:
     """RFC 9051 §6.4.6: FLAGS replaces, +FLAGS adds, -FLAGS removes; the new
     flags come back for every message of the set, changed or not; .SILENT
     sends nothing; RFC 9051 §6.4.9: UID STORE responses carry the UID. In
-    IMAP4rev1 the messages are \\Recent to the first session (RFC 3501 §2.3.2)."""
+    IMAP4rev1 the messages are \\Recent to the first session (RFC 3501 §2.3.2).
+    A keyword new to the mailbox sends FLAGS and PERMANENTFLAGS again first
+    (RFC 9051 §7.3.5), as Dovecot does."""
     with_messages(srv, user, 3)
     rev2 = mode == "rev2"
     r = "" if rev2 else " \\Recent"
@@ -250,6 +256,8 @@ def test_store_modes(srv: ServerThread, user: str, mode: str) -> None:
             c,
             f"""
             C: a STORE 1:2 +FLAGS (\\Flagged $Todo)
+            S: * FLAGS ({SYSTEM} $Todo)
+            S: * OK [PERMANENTFLAGS ({SYSTEM} $Todo \\*)] Flags permitted.
             S: * 1 FETCH (FLAGS (\\Flagged $Todo{r}))
             S: * 2 FETCH (FLAGS (\\Flagged $Todo{r}))
             S: a OK Store completed.
@@ -293,7 +301,7 @@ def test_store_errors(srv: ServerThread, user: str) -> None:
         select(c)
         transcript(
             c,
-            """
+            f"""
             C: a STORE 1 +FLAGS (\\Recent)
             S: a BAD Invalid system flag \\RECENT
             C: b STORE 1 +FLAGS (\\Bogus)
@@ -305,6 +313,8 @@ def test_store_errors(srv: ServerThread, user: str) -> None:
             C: e STORE 1 (UNCHANGEDSINCE 5) +FLAGS (\\Seen)
             S: e BAD UNCHANGEDSINCE needs CONDSTORE, which is not supported
             C: f STORE 1 +FLAGS (NIL)
+            S: * FLAGS ({SYSTEM} NIL)
+            S: * OK [PERMANENTFLAGS ({SYSTEM} NIL \\*)] Flags permitted.
             S: * 1 FETCH (FLAGS (NIL))
             S: f OK Store completed.
             """,
@@ -507,6 +517,53 @@ def test_append_seen_by_other_session(srv: ServerThread, user: str, mode: str) -
             S2: n OK NOOP completed.
             C3: DONE
             S3: i OK Idle completed.
+            """,
+        )
+
+
+def test_new_keywords_resend_flags(srv: ServerThread, user: str) -> None:
+    """RFC 9051 §7.3.5: a client keeps the FLAGS list of SELECT, so keywords
+    new to the mailbox send FLAGS (and PERMANENTFLAGS, empty under EXAMINE)
+    again, before the FETCH that shows them (as Dovecot does): after this
+    session's STORE (.SILENT too), another session's STORE (in IDLE as well)
+    and an APPEND into the selected mailbox. Keywords match without regard to
+    case, so $todo after $Todo is not new."""
+    with_messages(srv, user, 2)
+    with login(srv, user, rev2=True) as c1, login(srv, user, rev2=True) as c2:
+        select(c1)
+        select(c2, command="EXAMINE")
+        transcript(
+            {"C1": c1, "C2": c2},
+            f"""
+            C1: a STORE 1 +FLAGS.SILENT ($Todo)
+            S1: * FLAGS ({SYSTEM} $Todo)
+            S1: * OK [PERMANENTFLAGS ({SYSTEM} $Todo \\*)] Flags permitted.
+            S1: a OK Store completed.
+            C1: b STORE 2 +FLAGS ($todo)
+            S1: * 2 FETCH (FLAGS ($todo))
+            S1: b OK Store completed.
+            C2: i IDLE
+            S2: * FLAGS ({SYSTEM} $Todo)
+            S2: * OK [PERMANENTFLAGS ()] Flags permitted.
+            S2: * 1 FETCH (FLAGS ($Todo) UID 1)
+            S2: * 2 FETCH (FLAGS ($todo) UID 2)
+            S2: + idling
+            C1: c STORE 1 FLAGS (\\Seen Work)
+            S1: * FLAGS ({SYSTEM} $Todo Work)
+            S1: * OK [PERMANENTFLAGS ({SYSTEM} $Todo Work \\*)] Flags permitted.
+            S1: * 1 FETCH (FLAGS (\\Seen Work))
+            S1: c OK Store completed.
+            S2: * FLAGS ({SYSTEM} $Todo Work)
+            S2: * OK [PERMANENTFLAGS ()] Flags permitted.
+            S2: * 1 FETCH (FLAGS (\\Seen Work) UID 1)
+            C2: DONE
+            S2: i OK Idle completed.
+            C1: d APPEND INBOX (Later) {{5+}}
+            C1: hello
+            S1: * FLAGS ({SYSTEM} $Todo Work Later)
+            S1: * OK [PERMANENTFLAGS ({SYSTEM} $Todo Work Later \\*)] Flags permitted.
+            S1: * 3 EXISTS
+            S1~ d OK \\[APPENDUID \\d+ 3\\] Append completed.
             """,
         )
 

@@ -57,18 +57,27 @@ class FlagsFetch:
 
 
 @dataclass(slots=True, frozen=True)
+class Keywords:
+    """The mailbox's keywords grew: FLAGS (and PERMANENTFLAGS) are sent again."""
+
+    keywords: tuple[str, ...]
+
+
+@dataclass(slots=True, frozen=True)
 class MailboxGone:
     """The selected mailbox was deleted or renamed away by another session."""
 
     name: str
 
 
-Update = Exists | Recent | Expunge | FlagsFetch | MailboxGone
+Update = Exists | Recent | Expunge | Keywords | FlagsFetch | MailboxGone
 
 
 class SelectedMailbox:
     __slots__ = (
         "_expunged_pending",
+        "_keywords",
+        "_keywords_grew",
         "_own_modseqs",
         "_pending_flags",
         "_recent",
@@ -86,8 +95,13 @@ class SelectedMailbox:
         read_only: bool,
         subscription: Subscription,
         recent_from: UID | None = None,
+        keywords: Iterable[str] = (),
     ) -> None:
         self.mailbox = mailbox
+        # The keywords the last FLAGS response named (as first seen; they
+        # match without regard to case, RFC 9051 §2.3.2).
+        self._keywords: tuple[str, ...] = tuple(keywords)
+        self._keywords_grew = False
         self.read_only = read_only
         self._uids = UIDRuns(uids)  # a few runs, not 4 bytes a message (uidruns.py)
         self._sub = subscription
@@ -144,6 +158,25 @@ class SelectedMailbox:
     def is_expunge_pending(self, uid: UID) -> bool:
         return uid in self._expunged_pending
 
+    # ---- keywords -----------------------------------------------------------
+    def note_keywords(self, flags: Iterable[str]) -> None:
+        """Keywords among `flags` that the mailbox now has (a STORE, an
+        APPEND, a change from another session): new ones are announced with
+        the next updates, before the FETCH that shows them."""
+        known = {k.lower() for k in self._keywords}
+        for flag in flags:
+            if not flag.startswith("\\") and flag.lower() not in known:
+                known.add(flag.lower())
+                self._keywords = (*self._keywords, flag)
+                self._keywords_grew = True
+
+    def keywords_update(self) -> list[Update]:
+        """The Keywords update when keywords were added since the last one."""
+        if not self._keywords_grew:
+            return []
+        self._keywords_grew = False
+        return [Keywords(self._keywords)]
+
     # ---- own changes -------------------------------------------------------
     def note_own_modseq(self, modseq: ModSeq) -> None:
         """A flag change this session made and reported itself (STORE)."""
@@ -163,10 +196,14 @@ class SelectedMailbox:
                 self._expunged_pending.update(change.uids)
         elif isinstance(change, FlagsChanged):
             if change.mailbox_id == self.id:
+                flag_sets: set[frozenset[str]] = set()  # a few distinct ones
                 for uid, modseq, flags in change.changes:
                     if modseq in self._own_modseqs:
                         continue
+                    flag_sets.add(flags)
                     self._pending_flags[uid] = (modseq, flags)
+                for flags in flag_sets:
+                    self.note_keywords(flags)
         elif isinstance(change, MailboxRenamed) and change.mailbox_id == self.id:
             # The mailbox lives on under its new name (same UIDVALIDITY).
             self.mailbox = replace(self.mailbox, name=change.new_name)
@@ -177,19 +214,23 @@ class SelectedMailbox:
     def has_pending(self) -> bool:
         return (
             self._sub.has_pending()
-            or bool(self._expunged_pending or self._pending_flags)
+            or bool(self._expunged_pending or self._pending_flags or self._keywords_grew)
             or (self.announced_exists != len(self._uids))
         )
 
     def poll(self, allow_expunge: bool) -> list[Update]:
         """Absorb queued changes and return what may be announced now, in order:
-        EXPUNGEs (when allowed), then EXISTS/RECENT, then flag FETCHes."""
+        new keywords, EXPUNGEs (when allowed), then EXISTS/RECENT, then flag
+        FETCHes."""
         gone: MailboxGone | None = None
         for change in self._sub.drain():
             gone = self._absorb(change) or gone
-        out: list[Update] = []
         if gone is not None:
             return [gone]
+        # RFC 9051 §7.3.5: a client keeps the FLAGS list; one that grew is
+        # sent again first, before the FETCHes that show the new keywords
+        # (Dovecot's order).
+        out = self.keywords_update()
         if allow_expunge and self._expunged_pending:
             for removed, index in self._uids.remove(self._expunged_pending):
                 self._pending_flags.pop(UID(removed), None)

@@ -31,6 +31,7 @@ from ...proto.imap.responses import (
     ExistsResponse,
     ExpungeResponse,
     FetchResponse,
+    FlagsResponse,
     RecentResponse,
     Response,
     ResponseCode,
@@ -40,7 +41,7 @@ from ...proto.imap.responses import (
     flag_atoms,
 )
 from ...proto.imap.seqset import SeqSet
-from ...store.models import UID, Account
+from ...store.models import SYSTEM_FLAGS, UID, Account
 from ..base import Channel
 from ..context import ServerContext
 from .errors import IMAPError
@@ -48,6 +49,7 @@ from .selected import (
     Exists,
     Expunge,
     FlagsFetch,
+    Keywords,
     MailboxGone,
     Recent,
     SelectedMailbox,
@@ -345,6 +347,9 @@ class IMAPSession:
                 case Recent(count=count):
                     if not self.rev2:  # RFC 9051 removed \Recent and RECENT
                         self.send(RecentResponse(count))
+                case Keywords(keywords=keywords):
+                    assert self.selected is not None
+                    self.send_flag_lists(keywords, self.selected.read_only)
                 case FlagsFetch(seq=seq, uid=uid, flags=flags):
                     self.send(
                         FetchResponse(
@@ -357,6 +362,14 @@ class IMAPSession:
                     self.finished = True
                     self._unselect()
                     self.send(ByeResponse("Selected mailbox was deleted, have to disconnect"))
+
+    def send_flag_lists(self, keywords: Iterable[str], read_only: bool) -> None:
+        """FLAGS and the PERMANENTFLAGS code for a mailbox with `keywords`
+        (RFC 9051 §7.3.5, §7.1): at SELECT, and again when keywords are added."""
+        flags = (*SYSTEM_FLAGS, *keywords)
+        self.send(FlagsResponse(flags))
+        permanent = () if read_only else (*flags, "\\*")
+        self.send(UntaggedStatus("OK", "Flags permitted.", ResponseCode.permanent_flags(permanent)))
 
     def shows_recent(self, uid: UID) -> bool:
         """Whether this session shows \\Recent on `uid`: IMAP4rev1 only, for

@@ -146,6 +146,10 @@ async def append_batch(s: IMAPSession, commands: list[c.AppendCommand]) -> list[
         requests = [r for _, _, reqs in run for r in reqs]
         try:
             result = await s.store.append(run[0][1].id, requests)
+            if s.selected is not None and s.selected.id == run[0][1].id:
+                # Announced with the updates after the APPEND (EXISTS first).
+                for request in requests:
+                    s.selected.note_keywords(request.flags)
         except StoreError as e:
             status, code, text = store_error_status(e)
             for i, _, _ in run:
@@ -185,6 +189,10 @@ async def handle_store(s: IMAPSession, cmd: c.StoreCommand) -> TaggedResponse:
         # Announced below (or not at all for .SILENT): the change feed must not
         # report our own change back to us.
         sel.note_own_modseq(update.modseq)
+    if updates and cmd.mode is not c.StoreMode.REMOVE:
+        # New keywords: FLAGS again before the FETCHes that show them.
+        sel.note_keywords(cmd.flags)
+        s.send_updates(sel.keywords_update())
     if not cmd.silent:
         # RFC 9051 §6.4.6: the new flags "as if a FETCH of those flags was done",
         # for every message of the set; §6.4.9: with UID for UID STORE. The

@@ -12,13 +12,12 @@ from ....proto.imap import commands as c
 from ....proto.imap.responses import (
     ContinuationResponse,
     ExistsResponse,
-    FlagsResponse,
     RecentResponse,
     ResponseCode,
     TaggedResponse,
     UntaggedStatus,
 )
-from ....store.models import SYSTEM_FLAGS, canonical_mailbox_name
+from ....store.models import canonical_mailbox_name
 from ..errors import IMAPError
 from ..selected import SelectedMailbox
 
@@ -53,13 +52,10 @@ async def handle_select(s: IMAPSession, cmd: c.SelectCommand | c.ExamineCommand)
     except BaseException:
         sub.close()
         raise
-    view = SelectedMailbox(box, uids, read_only, sub, recent_from)
+    view = SelectedMailbox(box, uids, read_only, sub, recent_from, keywords)
     del uids
     s.select(view)
-    flags = (*SYSTEM_FLAGS, *keywords)
-    s.send(FlagsResponse(flags))
-    permanent = () if read_only else (*SYSTEM_FLAGS, *keywords, "\\*")
-    s.send(UntaggedStatus("OK", "Flags permitted.", ResponseCode.permanent_flags(permanent)))
+    s.send_flag_lists(keywords, read_only)
     s.send(ExistsResponse(view.exists))
     if not s.rev2:
         s.send(RecentResponse(view.recent_count()))
