@@ -384,28 +384,44 @@ async def _fetch_from_index(
     index = await s.store.message_index(view.id, columns)
     stored = index.uids
     bit_names = [(bit, name) for name, bit in FLAG_BIT.items()]
-    flag_sets: dict[tuple[int, frozenset[str]], frozenset[str]] = {}
+    # (flag bits, keywords, shown \Recent) -> the FLAGS list's bytes: a
+    # mailbox has few distinct flag sets.
+    flag_lists: dict[tuple[int, frozenset[str], bool], bytes] = {}
     no_keywords: frozenset[str] = frozenset()
+    rev1 = not s.rev2
+    # FETCH 1:* of a view that matches the store (the common case): the
+    # i-th UID asked for is the i-th of the index and has sequence number
+    # i + 1, with no lookups.
+    whole = len(uids) == len(stored) and view.uids().same_as(stored)
     gone = False
     out: list[bytes] = []
-    for uid in uids:
-        seq = view.seq_of(uid)
-        i = bisect_left(stored, uid)
-        if seq is None or i == len(stored) or stored[i] != uid:
-            gone = gone or seq is not None
-            continue
+    for n, uid in enumerate(uids):
+        if whole:
+            i, seq = n, n + 1
+        else:
+            found = view.seq_of(uid)
+            i = bisect_left(stored, uid)
+            if found is None or i == len(stored) or stored[i] != uid:
+                gone = gone or found is not None
+                continue
+            seq = found
         parts = []
         for att in atts:
             if att is Attr.UID:
                 parts.append(b"UID %d" % uid)
             elif att is Attr.FLAGS:
                 assert index.flags is not None and index.keywords is not None
-                key = (index.flags[i], index.keywords.get(uid, no_keywords))
-                flags = flag_sets.get(key)
-                if flags is None:
-                    bits, kws = key
-                    flags = flag_sets[key] = kws.union(n for b, n in bit_names if bits & b)
-                parts.append(b"FLAGS " + s.flag_list(uid, flags))
+                key = (
+                    index.flags[i],
+                    index.keywords.get(uid, no_keywords),
+                    rev1 and view.is_recent(uid),
+                )
+                flag_list = flag_lists.get(key)
+                if flag_list is None:
+                    bits, kws, _ = key
+                    flags = kws.union(n for b, n in bit_names if bits & b)
+                    flag_list = flag_lists[key] = s.flag_list(uid, flags)
+                parts.append(b"FLAGS " + flag_list)
             elif att is Attr.INTERNALDATE:
                 assert index.dates is not None and index.zones is not None
                 date = datetime_bytes_at(index.dates[i], index.zones[i])
