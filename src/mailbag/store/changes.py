@@ -164,6 +164,10 @@ class Subscription:
     def has_pending(self) -> bool:
         return bool(self._pending)
 
+    def queued(self) -> tuple[Change, ...]:
+        """The records received so far, left queued (drain takes them)."""
+        return tuple(self._pending)
+
     async def wait(self) -> None:
         """Block until at least one record is pending."""
         if self._pending:

@@ -317,6 +317,39 @@ def test_search_over_imap_equals_memory_store(tmp_path: Path) -> None:
             c.close()
 
 
+def test_text_search_beside_messages_expunged_elsewhere(tmp_path: Path) -> None:
+    """RFC 9051 §7.5.1: a session that still shows messages another session
+    expunged gets the same SEARCH answers on the indexed server as on one
+    that reads every message (the gone messages match nothing) and OK
+    [EXPUNGEISSUED] (§7.1), also for searches of text keys alone, which are
+    answered without reading the mailbox's UIDs."""
+    # The UID form last: its updates announce the EXPUNGEs (§7.5.1).
+    commands = [
+        "SEARCH BODY e",
+        "SEARCH OR FROM a SUBJECT e",
+        "SEARCH SUBJECT zzzz-nowhere",
+        "UID SEARCH TEXT e UID 1:8",
+    ]
+    with servers(tmp_path) as (indexed, scanned, store):
+        answers = []
+        for srv in (indexed, scanned):
+            c, other = connect(srv), connect(srv)
+            for client in (c, other):
+                assert tagged(raw(client, "x SELECT INBOX")).startswith("x OK")
+            assert tagged(raw(other, "f STORE 1:5 +FLAGS.SILENT (\\Deleted)")).startswith("f OK")
+            assert tagged(raw(other, "e EXPUNGE")).startswith("e OK")
+            before = store.text_searches
+            answers.append([_search(c, "s", command) for command in commands])
+            if srv is indexed:
+                assert store.text_searches > before
+            c.close()
+            other.close()
+        assert answers[0] == answers[1]
+        for out in answers[0]:
+            assert tagged(out).startswith("s OK [EXPUNGEISSUED]"), out
+        assert answers[0][0].startswith(b"* SEARCH 6 ")  # 1-5 are gone
+
+
 def test_metadata_keys_as_sets_equal_the_passes(tmp_path: Path) -> None:
     """RFC 9051 §6.4.4 flag, keyword (any case), date (the internal date's
     own calendar day: messages just before and after midnight in zones east

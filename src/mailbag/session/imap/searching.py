@@ -218,6 +218,20 @@ def _set_evaluable(key: SearchKey) -> bool:
     return True
 
 
+def _store_bound(key: SearchKey) -> bool:
+    """Whether every message `key` matches is in some text key's answer from
+    the store (a text key, an AND with one, an OR of such): then messages
+    the store no longer has cannot match."""
+    match key:
+        case StringKey():
+            return True
+        case AndKey(keys=keys):
+            return any(_store_bound(k) for k in keys)
+        case OrKey(left=left, right=right):
+            return _store_bound(left) and _store_bound(right)
+    return False
+
+
 def _columns(key: SearchKey) -> set[str]:
     """The message_index columns the set evaluation of `key` reads."""
     out: set[str] = set()
@@ -288,9 +302,27 @@ class SearchEvaluator:
         """Every key evaluated as a set of UIDs over the mailbox's metadata
         columns (`message_index`) and the full-text index; None when the
         index cannot answer a text key for some message (the passes read it)."""
-        index = await self.store.message_index(self.view.id, frozenset(_columns(key)))
-        self._index = index
+        columns = frozenset(_columns(key))
         view_uids = self.view.uids()
+        if not columns and _store_bound(key):
+            # Only the UIDs would be read, to drop from the universe what the
+            # store no longer has; but every message this key can match is in
+            # a store answer (a text key's), which has no such message. Whether
+            # the view lost any (EXPUNGEISSUED) the change feed tells.
+            self._index = MessageIndex(array("I"))
+            self._universe = view_uids.as_set()
+            self.missing = self.view.expunges_unannounced()
+            try:
+                found = await self._set(key)
+            except _NeedsPasses:
+                return None
+            position = view_uids.index
+            return cast(
+                list[tuple[int, UID]],
+                [(position(u) + 1, u) for u in sorted(found)],  # type: ignore[operator]
+            )
+        index = await self.store.message_index(self.view.id, columns)
+        self._index = index
         same = view_uids.same_as(index.uids)
         if same:  # the common case, O(runs)
             self._universe = view_uids.as_set()

@@ -158,6 +158,13 @@ class SelectedMailbox:
     def is_expunge_pending(self, uid: UID) -> bool:
         return uid in self._expunged_pending
 
+    def expunges_unannounced(self) -> bool:
+        """Whether messages of this view were expunged (by another session)
+        and not announced yet, queued records included."""
+        return bool(self._expunged_pending) or any(
+            isinstance(c, MessagesExpunged) and c.mailbox_id == self.id for c in self._sub.queued()
+        )
+
     # ---- keywords -----------------------------------------------------------
     def note_keywords(self, flags: Iterable[str]) -> None:
         """Keywords among `flags` that the mailbox now has (a STORE, an
