@@ -30,6 +30,9 @@ class MessagesAdded:
     mailbox_id: MailboxID
     uids: tuple[UID, ...]
     modseq: ModSeq
+    # The keywords the new messages carry (all of them together): a session
+    # that has the mailbox selected announces new ones (FLAGS, RFC 9051 §7.3.5).
+    keywords: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True, frozen=True)

@@ -517,7 +517,9 @@ async def check_multi_append(h: Harness) -> None:
     assert [m.flags for m in msgs] == [{f"k{i}"} for i in range(5)]
     assert len({m.modseq for m in msgs}) == 1
     (change,) = drained(sub)
-    assert change == MessagesAdded(alice.id, inbox.id, r.uids, msgs[0].modseq)
+    # The record names the keywords the new messages carry (IMAP's FLAGS).
+    keywords = frozenset(f"k{i}" for i in range(5))
+    assert change == MessagesAdded(alice.id, inbox.id, r.uids, msgs[0].modseq, keywords)
     # Appending to a mailbox that is gone fails whole and publishes nothing.
     gone = await s.create_mailbox(alice.id, "gone")
     await s.delete_mailbox(alice.id, "gone")
@@ -819,7 +821,10 @@ async def check_copy(h: Harness) -> None:
     assert copies[3].internal_date == when and copies[3].size == src[2].size
     assert sorted(src) == [1, 2, 3, 4]  # the source is untouched
     (change,) = drained(sub)
-    assert change == MessagesAdded(alice.id, archive.id, (UID(3), UID(4)), copies[3].modseq)
+    added = MessagesAdded(
+        alice.id, archive.id, (UID(3), UID(4)), copies[3].modseq, frozenset({"Important"})
+    )
+    assert change == added
     # Copying into the same mailbox works too.
     again = await s.copy(inbox.id, [UID(1)], inbox.id)
     assert again.dest_uids == (5,)

@@ -526,8 +526,9 @@ def test_new_keywords_resend_flags(srv: ServerThread, user: str) -> None:
     new to the mailbox send FLAGS (and PERMANENTFLAGS, empty under EXAMINE)
     again, before the FETCH that shows them (as Dovecot does): after this
     session's STORE (.SILENT too), another session's STORE (in IDLE as well)
-    and an APPEND into the selected mailbox. Keywords match without regard to
-    case, so $todo after $Todo is not new."""
+    and an APPEND into the selected mailbox (in the other session's IDLE too,
+    before its EXISTS). Keywords match without regard to case, so $todo
+    after $Todo is not new."""
     with_messages(srv, user, 2)
     with login(srv, user, rev2=True) as c1, login(srv, user, rev2=True) as c2:
         select(c1)
@@ -556,14 +557,17 @@ def test_new_keywords_resend_flags(srv: ServerThread, user: str) -> None:
             S2: * FLAGS ({SYSTEM} $Todo Work)
             S2: * OK [PERMANENTFLAGS ()] Flags permitted.
             S2: * 1 FETCH (FLAGS (\\Seen Work) UID 1)
-            C2: DONE
-            S2: i OK Idle completed.
             C1: d APPEND INBOX (Later) {{5+}}
             C1: hello
             S1: * FLAGS ({SYSTEM} $Todo Work Later)
             S1: * OK [PERMANENTFLAGS ({SYSTEM} $Todo Work Later \\*)] Flags permitted.
             S1: * 3 EXISTS
             S1~ d OK \\[APPENDUID \\d+ 3\\] Append completed.
+            S2: * FLAGS ({SYSTEM} $Todo Work Later)
+            S2: * OK [PERMANENTFLAGS ()] Flags permitted.
+            S2: * 3 EXISTS
+            C2: DONE
+            S2: i OK Idle completed.
             """,
         )
 

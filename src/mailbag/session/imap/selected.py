@@ -177,6 +177,10 @@ class SelectedMailbox:
                 self._keywords = (*self._keywords, flag)
                 self._keywords_grew = True
 
+    def _new_keywords(self, flags: Iterable[str]) -> bool:
+        known = {k.lower() for k in self._keywords}
+        return any(not f.startswith("\\") and f.lower() not in known for f in flags)
+
     def keywords_update(self) -> list[Update]:
         """The Keywords update when keywords were added since the last one."""
         if not self._keywords_grew:
@@ -193,6 +197,8 @@ class SelectedMailbox:
     def _absorb(self, change: Change) -> MailboxGone | None:
         if isinstance(change, MessagesAdded):
             if change.mailbox_id == self.id:
+                if change.keywords:
+                    self.note_keywords(change.keywords)
                 last = self._uids.last()
                 for uid in change.uids:
                     if uid > last:
@@ -296,6 +302,8 @@ class SelectedMailbox:
         before = len(uids)
         if self.announced_exists != before or self._expunged_pending or self._pending_flags:
             return False
+        if change.keywords and self._new_keywords(change.keywords):
+            return False  # FLAGS goes first: poll() announces it all
         last = uids.last()
         for uid in change.uids:
             if uid > last:

@@ -302,15 +302,17 @@ class MemoryStore:
 
     def _add(
         self, mb: _Mailbox, make: Iterable[tuple[ContentID, frozenset[str], dt.datetime, int]]
-    ) -> tuple[tuple[UID, ...], ModSeq]:
+    ) -> MessagesAdded:
         uids: list[UID] = []
+        keywords: set[str] = set()
         modseq = self._bump(mb)
         for cid, flags, date, size in make:
             uid = mb.box.uidnext
             mb.box = replace(mb.box, uidnext=UID(uid + 1))
             mb.messages[uid] = Message(mb.box.id, uid, modseq, flags, date, size, cid)
             uids.append(uid)
-        return tuple(uids), modseq
+            keywords.update(f for f in flags if not f.startswith("\\"))
+        return MessagesAdded(mb.box.account_id, mb.box.id, tuple(uids), modseq, frozenset(keywords))
 
     async def append(
         self, mailbox_id: MailboxID, requests: Sequence[AppendRequest]
@@ -323,9 +325,9 @@ class MemoryStore:
             cid = self._ref(req.data, req.facts)
             flags = frozenset(normalize_flag(f) for f in req.flags)
             items.append((cid, flags, req.internal_date or _now(), len(req.data)))
-        uids, modseq = self._add(mb, items)
-        self.changes.publish(MessagesAdded(mb.box.account_id, mb.box.id, uids, modseq))
-        return AppendResult(mb.box.id, mb.box.uidvalidity, uids)
+        added = self._add(mb, items)
+        self.changes.publish(added)
+        return AppendResult(mb.box.id, mb.box.uidvalidity, added.uids)
 
     async def list_messages(
         self, mailbox_id: MailboxID, uids: Iterable[UID] | None = None
@@ -472,11 +474,9 @@ class MemoryStore:
             return CopyResult(dest.box.uidvalidity, (), ())
         for m in msgs:
             self._contents[m.content_id].refs += 1
-        new_uids, modseq = self._add(
-            dest, ((m.content_id, m.flags, m.internal_date, m.size) for m in msgs)
-        )
-        self.changes.publish(MessagesAdded(dest.box.account_id, dest.box.id, new_uids, modseq))
-        return CopyResult(dest.box.uidvalidity, tuple(m.uid for m in msgs), new_uids)
+        added = self._add(dest, ((m.content_id, m.flags, m.internal_date, m.size) for m in msgs))
+        self.changes.publish(added)
+        return CopyResult(dest.box.uidvalidity, tuple(m.uid for m in msgs), added.uids)
 
     async def copy(self, source: MailboxID, uids: Iterable[UID], dest: MailboxID) -> CopyResult:
         return self._copy_into(self._get(source), uids, self._get(dest))

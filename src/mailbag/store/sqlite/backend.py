@@ -651,7 +651,9 @@ class SQLiteStore:
             "UPDATE mailboxes SET uidnext = ?, highestmodseq = ? WHERE id = ?",
             (box.uidnext + len(rows), modseq, box.id),
         )
-        tx.changes.append(MessagesAdded(box.account_id, box.id, uids, modseq))
+        docs = {row[1] for row in rows if row[1]}  # a few distinct keyword sets
+        keywords = frozenset().union(*map(keywords_set, docs)) if docs else frozenset()
+        tx.changes.append(MessagesAdded(box.account_id, box.id, uids, modseq, keywords))
         return uids, modseq
 
     def _expunge_uids(self, tx: Tx, box: _Box, uids: list[UID]) -> None:
