@@ -16,7 +16,7 @@ and the helpers that serve them:
 
 from .bodystructure import body_from_bodystructure, rev1
 from .decode import UnknownCTE, decode_transfer
-from .facts import compute_facts
+from .facts import compute_facts, compute_facts_off_loop
 from .headers import decode_value, wire
 from .search import body_text, contains, header_text, header_values, message_text
 from .sections import binary_section, binary_size, find_part, header_subset, resolve_section
@@ -28,6 +28,7 @@ __all__ = [
     "body_from_bodystructure",
     "body_text",
     "compute_facts",
+    "compute_facts_off_loop",
     "contains",
     "decode_transfer",
     "decode_value",

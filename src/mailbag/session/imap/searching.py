@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from ...errors import NotFound, StoreError
-from ...message import body_text, compute_facts, message_text
+from ...message import body_text, compute_facts_off_loop, message_text
 from ...message.facts import parse_date
 from ...message.search import decoded_headers
 from ...proto.imap.search import (
@@ -514,7 +514,7 @@ class SearchEvaluator:
         try:
             facts: MessageFacts | None = await self.store.get_facts(msg.content_id)
             if not plausible_facts(facts, msg.size):
-                facts = compute_facts(await self.store.read_content(msg.content_id))
+                facts = await compute_facts_off_loop(await self.store.read_content(msg.content_id))
             assert facts is not None
             header = await self.store.read_content(msg.content_id, 0, facts.header_size)
         except NotFound:

@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
 from ...errors import AlreadyExists, Cannot, NotFound, StoreUnavailable
-from ...message.facts import compute_facts
+from ...message.facts import compute_facts, compute_facts_off_loop
 from ..blobs import BlobStore, content_id, fsync_dir, indb, is_content_id
 from ..changes import (
     ChangeHub,
@@ -125,9 +125,6 @@ _DIRECT_UIDS = 64
 # Content reads up to this size run on the caller's thread: from the page cache
 # 256 KB take tens of microseconds, less than a hop to a worker thread.
 _DIRECT_READ = 256 * 1024
-# get_facts of a content not parsed yet: bigger ones are parsed in a worker
-# thread (~30 ms per MB), so the event loop is not held that long.
-_PARSE_IN_LOOP = 256 * 1024
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _BIT_FLAGS: tuple[frozenset[str], ...] = tuple(
@@ -1145,10 +1142,7 @@ class SQLiteStore:
         if not doc:
             # Stored unparsed (defer_parse) and the worker has not been yet:
             # parsed here for this answer; the worker stores it.
-            data = await self.read_content(content_id)
-            if len(data) > _PARSE_IN_LOOP:
-                return await asyncio.to_thread(compute_facts, data)
-            return compute_facts(data)
+            return await compute_facts_off_loop(await self.read_content(content_id))
         facts = decode_facts(doc)
         if env is not None:
             facts = dataclasses.replace(facts, forms=ResponseForms(env, body, bs))

@@ -40,7 +40,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ....errors import NotFound, StoreUnavailable
-from ....message import UnknownCTE, body_from_bodystructure, compute_facts, rev1
+from ....message import UnknownCTE, body_from_bodystructure, compute_facts_off_loop, rev1
 from ....proto.imap import commands as c
 from ....proto.imap.fetch import (
     Attr,
@@ -82,7 +82,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailbag.imap")
 
 BATCH = 1024  # messages whose metadata is read (and \Seen set) in one store call
-_RECOMPUTE_IN_THREAD = 1024 * 1024  # parse bigger messages off the event loop
 PREFETCH_BYTES = 4 * 1024 * 1024  # whole small messages read per store call
 
 # Items served from the message list alone.
@@ -117,9 +116,7 @@ async def _recompute(s: IMAPSession, msg: Message) -> MessageFacts:
         data = await s.store.read_content(msg.content_id)
     except NotFound:
         raise _Gone from None
-    if len(data) > _RECOMPUTE_IN_THREAD:
-        return await asyncio.to_thread(compute_facts, data)
-    return compute_facts(data)
+    return await compute_facts_off_loop(data)
 
 
 async def _facts(s: IMAPSession, msg: Message) -> MessageFacts:
