@@ -309,28 +309,21 @@ class SearchEvaluator:
             # store no longer has; but every message this key can match is in
             # a store answer (a text key's), which has no such message. Whether
             # the view lost any (EXPUNGEISSUED) the change feed tells.
-            self._index = MessageIndex(array("I"))
+            index = MessageIndex(array("I"))
+            same = False  # no index to walk: the hits are looked up
             self._universe = view_uids.as_set()
             self.missing = self.view.expunges_unannounced()
-            try:
-                found = await self._set(key)
-            except _NeedsPasses:
-                return None
-            position = view_uids.index
-            return cast(
-                list[tuple[int, UID]],
-                [(position(u) + 1, u) for u in sorted(found)],  # type: ignore[operator]
-            )
-        index = await self.store.message_index(self.view.id, columns)
-        self._index = index
-        same = view_uids.same_as(index.uids)
-        if same:  # the common case, O(runs)
-            self._universe = view_uids.as_set()
         else:
-            existing = set(index.uids)
-            self._universe = {u for u in view_uids if u in existing}
-            if len(self._universe) != len(view_uids):
-                self.missing = True  # RFC 9051 §7.5.1: expunged, not yet announced
+            index = await self.store.message_index(self.view.id, columns)
+            same = view_uids.same_as(index.uids)
+            if same:  # the common case, O(runs)
+                self._universe = view_uids.as_set()
+            else:
+                existing = set(index.uids)
+                self._universe = {u for u in view_uids if u in existing}
+                if len(self._universe) != len(view_uids):
+                    self.missing = True  # RFC 9051 §7.5.1: expunged, not yet announced
+        self._index = index
         try:
             found = await self._set(key)
         except _NeedsPasses:

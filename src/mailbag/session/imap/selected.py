@@ -170,16 +170,20 @@ class SelectedMailbox:
         """Keywords among `flags` that the mailbox now has (a STORE, an
         APPEND, a change from another session): new ones are announced with
         the next updates, before the FETCH that shows them."""
+        new = self._new_keywords(flags)
+        if new:
+            self._keywords = (*self._keywords, *new)
+            self._keywords_grew = True
+
+    def _new_keywords(self, flags: Iterable[str]) -> list[str]:
+        """The keywords among `flags` this view does not know, each once."""
         known = {k.lower() for k in self._keywords}
+        new = []
         for flag in flags:
             if not flag.startswith("\\") and flag.lower() not in known:
                 known.add(flag.lower())
-                self._keywords = (*self._keywords, flag)
-                self._keywords_grew = True
-
-    def _new_keywords(self, flags: Iterable[str]) -> bool:
-        known = {k.lower() for k in self._keywords}
-        return any(not f.startswith("\\") and f.lower() not in known for f in flags)
+                new.append(flag)
+        return new
 
     def keywords_update(self) -> list[Update]:
         """The Keywords update when keywords were added since the last one."""

@@ -986,18 +986,19 @@ class SQLiteStore:
             mask, keywords = split_flags(req.flags)
             date, tz = encode_date(req.internal_date or _now())
             kw = keywords_doc(keywords)
-            if self._direct(req):
+            if self.defer_parse and req.facts is None:
+                # Only a file of a content not stored yet is written now;
+                # whether one kept in the database is there the unit finds.
+                if not self.blobs.in_db(len(req.data)) and not self._q(
+                    "SELECT 1 FROM contents WHERE cid = ?", (cid,)
+                ):
+                    self.blobs.put(cid, req.data)
+                    written.append(cid)
                 out.append(_Prepared(cid, req.data, UNPARSED, None, mask, kw, date, tz))
                 continue
             if self._q("SELECT 1 FROM contents WHERE cid = ?", (cid,)):
                 given = encode_facts(req.facts) if req.facts is not None else None
                 out.append(_Prepared(cid, req.data, given, None, mask, kw, date, tz))
-                continue
-            if self.defer_parse and req.facts is None:
-                if not self.blobs.in_db(len(req.data)):
-                    self.blobs.put(cid, req.data)
-                    written.append(cid)
-                out.append(_Prepared(cid, req.data, UNPARSED, None, mask, kw, date, tz))
                 continue
             facts = req.facts if req.facts is not None else compute_facts(req.data)
             texts = None

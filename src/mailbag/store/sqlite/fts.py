@@ -321,10 +321,9 @@ class TextIndexer:
         self.read_blob = read_blob
         self.parse = parse
         self.parsed = 0  # contents parsed here; for tests and metrics
-        # monotonic time until which the text / parse backlogs count as over
-        # their limits (BACKLOG_RECHECK).
-        self._text_over_until = 0.0
-        self._parse_over_until = 0.0
+        # backlog query -> monotonic time until which its backlog counts as
+        # over its limit (BACKLOG_RECHECK).
+        self._over_until: dict[str, float] = {}
         self._parse_from = 0  # contents.id cursor past unreadable contents
         self.units = 0  # units committed; for tests and metrics
         self._wake = threading.Event()
@@ -421,20 +420,19 @@ class TextIndexer:
             "SELECT coalesce(sum(chars), 0) FROM content_text"
             " WHERE state = 0 OR content_id IS NULL",
             BUSY_BACKLOG_CHARS,
-            "_text_over_until",
         )
 
-    def _hold_off(self, backlog_sql: str, limit: int, over_attr: str) -> bool:
+    def _hold_off(self, backlog_sql: str, limit: int) -> bool:
         """Wait while mail arrives and the backlog `backlog_sql` measures is
         under `limit`; True when it waited."""
         waited = False
         while self._busy() and not self._stopping.is_set() and not self._draining():
             if not waited:
                 now = time.monotonic()
-                if now < getattr(self, over_attr):
+                if now < self._over_until.get(backlog_sql, 0.0):
                     return False
                 if self.query(backlog_sql, ())[0][0] >= limit:
-                    setattr(self, over_attr, now + BACKLOG_RECHECK)
+                    self._over_until[backlog_sql] = now + BACKLOG_RECHECK
                     return False
                 waited = True
             self._stopping.wait(0.05)
@@ -456,7 +454,6 @@ class TextIndexer:
             "SELECT coalesce(sum(size), 0) FROM contents INDEXED BY contents_unparsed"
             " WHERE facts = ''",
             PARSE_BACKLOG_BYTES,
-            "_parse_over_until",
         ):
             return True  # look again: mail may be arriving again
         started = time.monotonic()

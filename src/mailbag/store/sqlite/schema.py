@@ -263,6 +263,11 @@ UPDATE schema_version SET version = 6 WHERE version = 5;
 """
 
 
+# The script that brings a database of each version to the next (1 -> 2, FTS5,
+# is ensure_schema's own step: it may fail for want of the tokenizer).
+_STEPS = {2: _V3, 3: _V4, 4: _V5, 5: _V6}
+
+
 def _migrate(conn: sqlite3.Connection, source: int, script: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -323,17 +328,8 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
                 f"cannot create the full-text index (SQLite {sqlite3.sqlite_version}): {e}"
             ) from e
         version = _version(conn)
-    if version == 2:
-        _migrate(conn, 2, _V3)
-        version = _version(conn)
-    if version == 3:
-        _migrate(conn, 3, _V4)
-        version = _version(conn)
-    if version == 4:
-        _migrate(conn, 4, _V5)
-        version = _version(conn)
-    if version == 5:
-        _migrate(conn, 5, _V6)
+    while version in _STEPS:
+        _migrate(conn, version, _STEPS[version])
         version = _version(conn)
     if version != SCHEMA_VERSION:
         # A newer database than this code knows must not be written by it.
