@@ -149,10 +149,6 @@ async def append_batch(s: IMAPSession, commands: list[c.AppendCommand]) -> list[
         requests = [r for _, _, reqs in run for r in reqs]
         try:
             result = await s.store.append(run[0][1].id, requests)
-            if s.selected is not None and s.selected.id == run[0][1].id:
-                # Announced with the updates after the APPEND (EXISTS first).
-                for request in requests:
-                    s.selected.note_keywords(request.flags)
         except StoreError as e:
             status, code, text = store_error_status(e)
             for i, _, _ in run:
