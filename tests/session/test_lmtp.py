@@ -311,6 +311,72 @@ def test_pipelined_transactions(server: ServerThread, client: Client) -> None:
     assert split_trace(inbox(server, "carol@localhost")[0])[0]["sender"] == ""
 
 
+def test_bdat_transactions_pipelined_without_waiting(server: ServerThread, client: Client) -> None:
+    """RFC 3030 with RFC 2920 and RFC 2033 §4.2: whole BDAT transactions sent
+    back to back in one write; one reply per recipient after each BDAT LAST,
+    in order, and every message stored."""
+    bodies = [b"Subject: m%d\r\n\r\n.\r\nbody %d\r\n" % (i, i) for i in range(20)]
+    wire = b"LHLO c.example\r\n"
+    for body in bodies:
+        wire += (
+            b"MAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\nRCPT TO:<bob@localhost>\r\n"
+            + b"BDAT %d LAST\r\n" % len(body)
+            + body
+        )
+    client.send(wire + b"QUIT\r\n")
+    transcript(client, f"{GREETING}\n{LHLO_LINES}")
+    for _ in bodies:
+        assert client.reply() == ["250 2.1.0 Ok"]
+        assert client.reply() == ["250 2.1.5 Ok"]
+        assert client.reply() == ["250 2.1.5 Ok"]
+        for user in ("alice", "bob"):
+            line = client.line()
+            assert line.startswith(f"250 2.0.0 <{user}@localhost> Delivered UID "), line
+    assert client.reply() == ["221 2.0.0 Bye"]
+    for user in ("alice", "bob"):
+        # Messages stored at once may take UIDs in another order (session docstring).
+        stored = sorted(split_trace(m)[1] for m in inbox(server, f"{user}@localhost"))
+        assert stored == sorted(bodies)
+
+
+def test_bdat_last_refusals_one_per_recipient(tmp_path: Path) -> None:
+    """RFC 2033 §4.2: a BDAT LAST whose message is refused (too big) gets one
+    reply per recipient, as DATA would; a failed earlier chunk gets one."""
+    with running(tmp_path, max_message_size=50) as srv:
+        c = Client(srv.port("lmtp"))
+        c.send(
+            b"LHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+            b"RCPT TO:<bob@localhost>\r\nBDAT 30\r\n" + b"x" * 30 + b"BDAT 30 LAST\r\n" + b"y" * 30
+        )
+        transcript(
+            c,
+            f"""
+            {GREETING}
+            {lhlo(size=50).split(chr(10), 1)[1]}
+            S: 250 2.1.0 Ok
+            S: 250 2.1.5 Ok
+            S: 250 2.1.5 Ok
+            S: 250 2.0.0 Ok: 30 octets received
+            S: 552 5.3.4 Message size exceeds fixed maximum message size
+            S: 552 5.3.4 Message size exceeds fixed maximum message size
+            C: MAIL FROM:<a@b.example>
+            S: 250 2.1.0 Ok
+            C: RCPT TO:<alice@localhost>
+            S: 250 2.1.5 Ok
+            C: RCPT TO:<bob@localhost>
+            S: 250 2.1.5 Ok
+            C: BDAT 60
+            C: {"z" * 58}
+            S: 552 5.3.4 Message size exceeds fixed maximum message size
+            C: BDAT 0 LAST
+            S: 503 5.5.1 Error: previous data chunk failed, send RSET first
+            """,
+        )
+        c.close()
+        assert inbox(srv, "alice@localhost") == []
+        assert inbox(srv, "bob@localhost") == []
+
+
 def test_lmtp_starttls_traced_as_lmtps(server: ServerThread, client: Client) -> None:
     """RFC 3207 over LMTP: after STARTTLS the trace says LMTPS; state reset to LHLO."""
     transcript(
@@ -329,6 +395,7 @@ def test_lmtp_starttls_traced_as_lmtps(server: ServerThread, client: Client) -> 
         C: MAIL FROM:<a@b.example>
         S: 503 5.5.1 Error: send LHLO first
         C: LHLO client.example
+        S~ 250-.*
         S~ 250-.*
         S~ 250-.*
         S~ 250-.*

@@ -60,7 +60,7 @@ EHLO_LINES = EHLO_REPLY.format(size=SIZE)
 def test_greeting_and_ehlo(client: Client) -> None:
     """RFC 5321 §4.2 / §4.1.1.1: 220 greeting; EHLO lists the extensions.
 
-    PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152),
+    PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME (RFC 6152), CHUNKING (RFC 3030),
     ENHANCEDSTATUSCODES (RFC 2034: none in the greeting or EHLO reply),
     STARTTLS (RFC 3207) before TLS only, SMTPUTF8 (RFC 6531).
     """
@@ -156,7 +156,11 @@ def test_bad_sequences(client: Client) -> None:
         S: 503 5.5.1 Error: send HELO/EHLO first
         C: DATA
         S: 503 5.5.1 Error: send HELO/EHLO first
+        C: BDAT 3 LAST
+        C: a
+        S: 503 5.5.1 Error: send HELO/EHLO first
         C: EHLO client.example
+        S~ 250-.*
         S~ 250-.*
         S~ 250-.*
         S~ 250-.*
@@ -167,6 +171,9 @@ def test_bad_sequences(client: Client) -> None:
         C: RCPT TO:<alice@localhost>
         S: 503 5.5.1 Error: need MAIL command
         C: DATA
+        S: 503 5.5.1 Error: need MAIL command
+        C: BDAT 3 LAST
+        C: a
         S: 503 5.5.1 Error: need MAIL command
         C: MAIL FROM:<a@b.example>
         S: 250 2.1.0 Ok
@@ -488,6 +495,150 @@ def test_message_too_big(tmp_path: Path) -> None:
         assert split_trace(stored)[1] == b"x" * 98 + b"\r\n"
 
 
+# ---- BDAT (CHUNKING, RFC 3030) -------------------------------------------------------------
+
+
+def test_bdat_chunks_make_one_message(server: ServerThread, client: Client) -> None:
+    """RFC 3030 §2: 250 per chunk; the message is the chunks as sent (no
+    dot-stuffing: a "." line is content), bare LFs made CRLF as for DATA."""
+    first = b"Subject: chunks\r\n\r\n.\r\nDATA\r\n"
+    second = b"two\nthree\r\n"
+    client.send(
+        b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+        + b"BDAT %d\r\n" % len(first)
+        + first
+        + b"BDAT 0\r\n"
+        + b"BDAT %d LAST\r\n" % len(second)
+        + second
+        + b"NOOP\r\n"
+    )
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {EHLO_LINES}
+        S: 250 2.1.0 Ok
+        S: 250 2.1.5 Ok
+        S: 250 2.0.0 Ok: {len(first)} octets received
+        S: 250 2.0.0 Ok: 0 octets received
+        S: 250 2.0.0 Ok: delivered
+        S: 250 2.0.0 Ok
+        """,
+    )
+    (stored,) = inbox(server, "alice@localhost")
+    trace, original = split_trace(stored)
+    assert original == first + b"two\r\nthree\r\n"
+    assert trace["protocol"] == "ESMTP"
+
+
+def test_bdat_refusals_and_rset(server: ServerThread, client: Client) -> None:
+    """RFC 3030 §2: a refused chunk is read and discarded; after a failure,
+    more chunks and DATA get 503 until RSET; DATA and BDAT never mix."""
+    transcript(
+        client,
+        f"""
+        {GREETING}
+        {EHLO}
+        C: MAIL FROM:<a@b.example>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<ghost@localhost>
+        S: 550 5.1.1 No such user here
+        C: BDAT 6
+        C: QUIT
+        S: 554 5.5.1 Error: no valid recipients
+        C: RCPT TO:<alice@localhost>
+        S: 250 2.1.5 Ok
+        C: BDAT 3 LAST
+        C: x
+        S: 503 5.5.1 Error: previous data chunk failed, send RSET first
+        C: DATA
+        S: 503 5.5.1 Error: previous data chunk failed, send RSET first
+        C: RSET
+        S: 250 2.0.0 Ok
+        C: MAIL FROM:<a@b.example>
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<alice@localhost>
+        S: 250 2.1.5 Ok
+        C: BDAT 3
+        C: x
+        S: 250 2.0.0 Ok: 3 octets received
+        C: DATA
+        S: 503 5.5.1 Error: DATA and BDAT in one transaction
+        C: BDAT 3 LAST
+        C: y
+        S: 503 5.5.1 Error: previous data chunk failed, send RSET first
+        C: RSET
+        S: 250 2.0.0 Ok
+        C: BDAT 1x
+        S: 501 5.5.4 Syntax: BDAT chunk-size [LAST]
+        """,
+    )
+    assert inbox(server, "alice@localhost") == []
+
+
+def test_bdat_over_the_size_limit(tmp_path: Path) -> None:
+    """RFC 1870 §6.3 for chunks: the chunk that crosses the limit gets 552
+    (the message is dropped); a LAST chunk crossing it answers like DATA."""
+    with running(tmp_path, max_message_size=100) as srv:
+        c = Client(srv.port("smtp"))
+        c.send(
+            b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+            b"BDAT 60\r\n" + b"a" * 60 + b"BDAT 60\r\n" + b"b" * 60 + b"BDAT 1 LAST\r\nc"
+            b"RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+            b"BDAT 99999999999 LAST\r\n" + b"z" * 5000
+        )
+        transcript(
+            c,
+            f"""
+            {GREETING}
+            {EHLO_REPLY.format(size=100)}
+            S: 250 2.1.0 Ok
+            S: 250 2.1.5 Ok
+            S: 250 2.0.0 Ok: 60 octets received
+            S: 552 5.3.4 Message size exceeds fixed maximum message size
+            S: 503 5.5.1 Error: previous data chunk failed, send RSET first
+            S: 250 2.0.0 Ok
+            S: 250 2.1.0 Ok
+            S: 250 2.1.5 Ok
+            """,
+        )
+        # The huge chunk is still being read (RFC 3030 §2: read, then refuse);
+        # the connection is not stuck, and nothing was held or stored.
+        c.send(b"NOOP\r\n")
+        c.sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            c.line()
+        c.close()
+        assert inbox(srv, "alice@localhost") == []
+        c = Client(srv.port("smtp"))
+        c.send(
+            b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+            b"BDAT 60\r\n" + b"a" * 60 + b"BDAT 41 LAST\r\n" + b"b" * 41 + b"NOOP\r\n"
+        )
+        transcript(
+            c,
+            f"""
+            {GREETING}
+            {EHLO_REPLY.format(size=100)}
+            S: 250 2.1.0 Ok
+            S: 250 2.1.5 Ok
+            S: 250 2.0.0 Ok: 60 octets received
+            S: 552 5.3.4 Message size exceeds fixed maximum message size
+            S: 250 2.0.0 Ok
+            C: MAIL FROM:<a@b.example>
+            S: 250 2.1.0 Ok
+            C: RCPT TO:<alice@localhost>
+            S: 250 2.1.5 Ok
+            C: BDAT 100 LAST
+            C: {"x" * 98}
+            S: 250 2.0.0 Ok: delivered
+            """,
+        )
+        c.close()
+        (stored,) = inbox(srv, "alice@localhost")
+        assert split_trace(stored)[1] == b"x" * 98 + b"\r\n"
+
+
 @pytest.mark.parametrize(
     ("marker", "kind"),
     [
@@ -643,6 +794,7 @@ def test_rset_noop_vrfy_help_quit(client: Client) -> None:
         S~ 250-.*
         S~ 250-.*
         S~ 250-.*
+        S~ 250-.*
         S: 250 SMTPUTF8
         C: MAIL FROM:<a@b.example>
         S: 250 2.1.0 Ok
@@ -766,6 +918,7 @@ def test_starttls_injection_is_not_executed(server: ServerThread, client: Client
         S: 250-PIPELINING
         S: 250-SIZE 52428800
         S: 250-8BITMIME
+        S: 250-CHUNKING
         S: 250-ENHANCEDSTATUSCODES
         S: 250 SMTPUTF8
         C: NOOP
@@ -790,6 +943,7 @@ def test_starttls_injected_transaction_is_not_executed(
         C: MAIL FROM:<a@b.example>
         S: 503 5.5.1 Error: send HELO/EHLO first
         C: EHLO client.example
+        S~ 250-.*
         S~ 250-.*
         S~ 250-.*
         S~ 250-.*
@@ -826,6 +980,7 @@ def test_starttls_rules_and_esmtps_trace(server: ServerThread, client: Client) -
         client,
         """
         C: EHLO secure.example
+        S~ 250-.*
         S~ 250-.*
         S~ 250-.*
         S~ 250-.*

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from mailbag.proto.smtp import (
     MAX_LINE,
+    Bdat,
+    ChunkReceived,
     Data,
     Event,
     Hello,
@@ -37,7 +39,7 @@ from mailbag.proto.smtp import (
 
 def run(chunks: list[bytes], max_size: int = 10_000) -> list[Event]:
     """Feed chunks like the session does: DATA switches to message mode."""
-    rx = SMTPReceiver()
+    rx = SMTPReceiver(max_chunk=max_size)
     events: list[Event] = []
     for chunk in chunks:
         rx.feed(chunk)
@@ -111,7 +113,14 @@ INVALID: list[tuple[bytes, int, str]] = [
     (b"FOO\r\n", 500, "5.5.2"),
     (b"\r\n", 500, "5.5.2"),
     (b"EXPN staff\r\n", 502, "5.5.1"),
-    (b"BDAT 10 LAST\r\n", 502, "5.5.1"),
+    (b"BDAT\r\n", 501, "5.5.4"),
+    (b"BDAT LAST\r\n", 501, "5.5.4"),
+    (b"BDAT -1\r\n", 501, "5.5.4"),
+    (b"BDAT 1x\r\n", 501, "5.5.4"),
+    (b"BDAT 5  LAST\r\n", 501, "5.5.4"),
+    (b"BDAT 5 LAST x\r\n", 501, "5.5.4"),
+    (b"BDAT 5 FIRST\r\n", 501, "5.5.4"),
+    (b"BDAT 123456789012345678901\r\n", 501, "5.5.4"),
     (b"EHLO\r\n", 501, "5.5.4"),
     (b"HELO   \r\n", 501, "5.5.4"),
     (b"MAIL TO:<a@b.example>\r\n", 501, "5.5.4"),
@@ -436,3 +445,65 @@ def test_reply_multiline_repeats_code_and_enhanced_code() -> None:
 
 def test_reply_never_carries_a_bare_cr() -> None:
     assert Reply(250, "", "x\ry").to_bytes() == b"250 xy\r\n"
+
+
+# ---- BDAT chunks (RFC 3030 §2) --------------------------------------------------------------
+
+
+def test_bdat_chunks_any_split() -> None:
+    """The stated number of octets follows each BDAT line, taken as they are:
+    no dot-stuffing, no end marker, command-like lines are content."""
+    first = b".\r\nQUIT\r\n..x\nBDAT 1\r\n"
+    wire = (
+        b"BDAT %d\r\n" % len(first)
+        + first
+        + b"bdat 0\r\nBDAT 3 last\r\n\x00\r.BDAT 0 LAST\r\nNOOP\r\n"
+    )
+    expected: list[Event] = [
+        ChunkReceived(len(first), False, first),
+        ChunkReceived(0, False, b""),
+        ChunkReceived(3, True, b"\x00\r."),
+        ChunkReceived(0, True, b""),
+        Noop(),
+    ]
+    assert_any_split(wire, expected)
+
+
+def test_bdat_parse() -> None:
+    assert parse_command(b"BDAT 0") == Bdat(0, False)
+    assert parse_command(b"BDAT 00012 LaSt") == Bdat(12, True)
+    assert parse_command(b"BDAT " + b"9" * 20) == Bdat(10**20 - 1, False)
+
+
+def test_bdat_over_the_limit_is_counted_not_stored() -> None:
+    """RFC 3030 §2: a chunk that will be refused is still read to its end."""
+    wire = b"BDAT 11 LAST\r\n" + b"x" * 11 + b"RSET\r\n"
+    assert_any_split(wire, [ChunkReceived(11, True, b"", too_big=True), Rset()], max_size=10)
+    at_limit = b"BDAT 10\r\n" + b"y" * 10
+    assert_any_split(at_limit, [ChunkReceived(10, False, b"y" * 10)], max_size=10)
+
+
+def test_huge_bdat_memory_is_bounded() -> None:
+    rx = SMTPReceiver(max_chunk=1000)
+    rx.feed(b"BDAT %d LAST\r\n" % (10**9))
+    assert rx.next_event() is None
+    for _ in range(100):
+        rx.feed(b"z" * 100_000)
+        assert rx.next_event() is None
+        assert rx.buffered == 0
+        assert not rx.idle
+    assert rx.discard() == 0
+    assert rx.idle
+    rx.feed(b"NOOP\r\n")
+    assert rx.next_event() == Noop()
+
+
+def test_partial_bdat_is_not_idle() -> None:
+    """The command timer runs while a chunk is incomplete (session._busy_since)."""
+    rx = SMTPReceiver(max_chunk=100)
+    rx.feed(b"BDAT 4\r\nab")
+    assert rx.next_event() is None
+    assert not rx.idle
+    rx.feed(b"cd")
+    assert rx.next_event() == ChunkReceived(4, False, b"abcd")
+    assert rx.idle

@@ -8,6 +8,7 @@ sessions without copying.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from array import array
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -181,6 +182,20 @@ class MessageIndex:
     # (FETCH INTERNALDATE of a whole mailbox without a datetime per message).
     dates: array[int] | None = None
     zones: array[int] | None = None
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+# The same, "\n" first: the engine skips to each LF at C speed (one search of
+# a 16 KB message ~20 us, against ~33 us for counting LF and CRLF).
+_BARE_LF_AT = re.compile(rb"\n(?<!\r\n)")
+
+
+def crlf_line_ends(data: bytes) -> bytes:
+    """`data` with every bare LF made CRLF (bare CRs stay): the line ends
+    stored messages have (AppendRequest.data) whatever the client sent."""
+    if _BARE_LF_AT.search(data) is None:
+        return data  # well-formed mail: no substitution pass
+    return _BARE_LF.sub(b"\r\n", data)
 
 
 @dataclass(slots=True, frozen=True)

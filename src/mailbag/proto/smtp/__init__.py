@@ -2,6 +2,7 @@
 
 from .commands import (
     MAX_PATH,
+    Bdat,
     Command,
     CommandError,
     Data,
@@ -18,6 +19,7 @@ from .commands import (
 )
 from .receiver import (
     MAX_LINE,
+    ChunkReceived,
     Event,
     InvalidCommand,
     LineTooLong,
@@ -29,6 +31,8 @@ from .replies import Reply
 __all__ = [
     "MAX_LINE",
     "MAX_PATH",
+    "Bdat",
+    "ChunkReceived",
     "Command",
     "CommandError",
     "Data",

@@ -21,6 +21,12 @@ and run what follows as a second message. Such a message is marked and must
 be rejected; the marker is never taken as the end. Other bare LFs become CRLF
 (stored messages have CRLF line ends); a bare CR is kept as content. Content
 beyond `max_size` is counted but not stored.
+
+BDAT chunks (RFC 3030 §2): the data follows the command line at once, so the
+receiver reads the stated number of octets itself whatever the session will
+answer (a refused chunk must still be read and discarded), and yields one
+:class:`ChunkReceived`. The octets are taken as they are: no dot-stuffing,
+no end marker. A chunk larger than `max_chunk` is counted, not stored.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from .commands import Command, CommandError, parse_command
+from .commands import Bdat, Command, CommandError, parse_command
 from .replies import Reply
 
 MAX_LINE = 1000
@@ -66,7 +72,18 @@ class MessageReceived:
     smuggling: str | None = None
 
 
-Event = Command | InvalidCommand | LineTooLong | MessageReceived
+@dataclass(slots=True, frozen=True)
+class ChunkReceived:
+    """A BDAT command and all of its `size` octets: `data`, or empty when the
+    chunk was over the receiver's `max_chunk` (`too_big`)."""
+
+    size: int
+    last: bool
+    data: bytes
+    too_big: bool = False
+
+
+Event = Command | InvalidCommand | LineTooLong | MessageReceived | ChunkReceived
 
 
 class _Break(Enum):
@@ -86,8 +103,14 @@ _CR, _LF, _DOT = 0x0D, 0x0A, 0x2E
 
 
 class SMTPReceiver:
-    def __init__(self, max_line: int = MAX_LINE) -> None:
+    def __init__(self, max_line: int = MAX_LINE, max_chunk: int = 0) -> None:
         self.max_line = max_line
+        self.max_chunk = max_chunk
+        # The BDAT whose octets are being read, how many are still to come,
+        # and those kept so far (None: too big, counted only).
+        self._bdat: Bdat | None = None
+        self._chunk_left = 0
+        self._chunk: bytearray | None = None
         self._buf = bytearray()
         self._pos = 0
         self._skipping = False
@@ -113,6 +136,7 @@ class SMTPReceiver:
         self._buf.clear()
         self._pos = 0
         self._skipping = False
+        self._bdat = self._chunk = None
         return n
 
     @property
@@ -127,7 +151,12 @@ class SMTPReceiver:
     @property
     def idle(self) -> bool:
         """No partial command or message is pending."""
-        return self._body is None and not self._skipping and self._pos == len(self._buf)
+        return (
+            self._body is None
+            and self._bdat is None
+            and not self._skipping
+            and self._pos == len(self._buf)
+        )
 
     def start_data(self, max_size: int) -> None:
         """Read what follows as message content (after the 354 reply)."""
@@ -147,7 +176,37 @@ class SMTPReceiver:
     def next_event(self) -> Event | None:
         if self._body is not None:
             return self._scan_data()
-        return self._next_command()
+        if self._bdat is not None:
+            return self._read_chunk()
+        event = self._next_command()
+        if type(event) is Bdat:
+            self._bdat, self._chunk_left = event, event.size
+            self._chunk = bytearray() if event.size <= self.max_chunk else None
+            return self._read_chunk()
+        return event
+
+    def _read_chunk(self) -> ChunkReceived | None:
+        bdat = self._bdat
+        assert bdat is not None
+        buf, pos = self._buf, self._pos
+        if self._chunk is not None and not self._chunk and len(buf) - pos >= bdat.size:
+            # The whole chunk is here (the common case): one copy, no accumulation.
+            data = bytes(buf[pos : pos + bdat.size])
+            self._pos = pos + bdat.size
+            self._bdat = self._chunk = None
+            return ChunkReceived(bdat.size, bdat.last, data)
+        take = min(self._chunk_left, len(buf) - pos)
+        if self._chunk is not None:
+            self._chunk += buf[pos : pos + take]
+        self._pos = pos + take
+        self._chunk_left -= take
+        if self._chunk_left:
+            return None
+        chunk = self._chunk
+        self._bdat = self._chunk = None
+        if chunk is None:
+            return ChunkReceived(bdat.size, bdat.last, b"", too_big=True)
+        return ChunkReceived(bdat.size, bdat.last, bytes(chunk))
 
     def _next_command(self) -> Event | None:
         buf = self._buf

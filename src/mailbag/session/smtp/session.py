@@ -36,7 +36,10 @@ the message is committed, and one message is in flight per connection. A
 client that does not wait for the 354 and sends whole transactions back to
 back (outside RFC 2920, and accepted as before) gets several messages stored
 at once, which the store commits together: group commit on one connection.
-(BDAT, RFC 3030, would give that to clients that keep the rules.) At most
+BDAT (CHUNKING, RFC 3030) gives that to clients that keep the rules: its data
+follows the command without a 354, so a client may send MAIL, RCPT and
+`BDAT n LAST` with the message, then the next transaction, without waiting
+(RFC 2920 limits only DATA to the end of a group). At most
 `MAX_PIPELINED` messages and `MAX_PIPELINED_BYTES` are in flight per
 connection; past that the session stops reading until one is stored.
 Messages stored at once may get UIDs in another order than they were sent.
@@ -53,6 +56,7 @@ from enum import Enum
 from typing import Any
 
 from ...proto.smtp import (
+    ChunkReceived,
     Command,
     Data,
     Hello,
@@ -70,7 +74,7 @@ from ...proto.smtp import (
     StartTLS,
     Vrfy,
 )
-from ...store.models import AccountID
+from ...store.models import AccountID, crlf_line_ends
 from ..base import Channel
 from ..context import ServerContext
 from ..delivery import RecipientResult, TraceInfo
@@ -101,6 +105,11 @@ _NESTED = Reply(503, "5.5.1", "Error: nested MAIL command")
 # RFC 2920 §3.1: DATA after recipients that were all refused gets 554.
 _NO_RCPT = Reply(554, "5.5.1", "Error: no valid recipients")
 _IN_TRANSACTION = Reply(503, "5.5.1", "Error: MAIL transaction in progress")
+# RFC 3030 §2: after a failed chunk, or DATA mixed with BDAT, the state is
+# indeterminate until RSET; until then every chunk and DATA gets this.
+_CHUNK_FAILED = Reply(503, "5.5.1", "Error: previous data chunk failed, send RSET first")
+_MIXED = Reply(503, "5.5.1", "Error: DATA and BDAT in one transaction")
+_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
 
 # (command type, phase) → the refusal; anything not listed is allowed. The
 # greeting refusal is filled in per protocol (HELO/EHLO vs LHLO).
@@ -122,6 +131,10 @@ class Transaction:
     # The account each accepted recipient resolved to at RCPT, so delivery
     # does not look it up again.
     accounts: dict[str, AccountID] = field(default_factory=dict)
+    # BDAT chunks received so far (None: no BDAT yet), and whether one
+    # failed (then only RSET or a new MAIL after it helps, RFC 3030 §2).
+    chunks: bytearray | None = None
+    failed: bool = False
 
 
 class SMTPSession:
@@ -131,7 +144,8 @@ class SMTPSession:
         self.channel = channel
         self.lmtp = lmtp
         self.proto = "lmtp" if lmtp else "smtp"
-        self._rx = SMTPReceiver()
+        # A chunk over the message size limit is counted, never held.
+        self._rx = SMTPReceiver(max_chunk=ctx.config.max_message_size)
         self._phase = Phase.GREETED
         self._helo = ""
         self._esmtp = False
@@ -181,6 +195,11 @@ class SMTPSession:
             event = self._rx.next_event()
             if event is None:
                 break
+            if isinstance(event, ChunkReceived):
+                message = self._on_chunk(event, out)
+                if message is None:
+                    continue
+                event = message  # the last chunk: stored as DATA's message is
             if isinstance(event, MessageReceived):
                 replies = await self._on_message(event)
                 if isinstance(replies, asyncio.Task):
@@ -349,6 +368,10 @@ class SMTPSession:
             case _:
                 replies = [await self._dispatch(event)]
                 verb = type(event).__name__.upper()
+        return self._counted(verb, replies)
+
+    def _counted(self, verb: str, replies: list[Reply]) -> list[Reply]:
+        """Log refusals and count protocol errors; past MAX_ERRORS, add the 421."""
         for reply in replies:
             if reply.is_error:
                 log.info(
@@ -380,6 +403,12 @@ class SMTPSession:
             case Rcpt():
                 return await self._on_rcpt(cmd)
             case Data():
+                assert self._txn is not None
+                if self._txn.failed:
+                    return _CHUNK_FAILED
+                if self._txn.chunks is not None:
+                    self._txn.failed = True
+                    return _MIXED
                 self._rx.start_data(self.config.max_message_size)
                 self._busy_since = time.monotonic()
                 return Reply(354, "", "End data with <CR><LF>.<CR><LF>")
@@ -426,6 +455,7 @@ class SMTPSession:
             "PIPELINING",
             f"SIZE {self.config.max_message_size}",
             "8BITMIME",
+            "CHUNKING",
             "ENHANCEDSTATUSCODES",
         ]
         if self.channel.tls_available and not self.channel.is_tls:
@@ -463,6 +493,51 @@ class SMTPSession:
         self._phase = Phase.RCPT
         return Reply(250, "2.1.5", "Ok")
 
+    def _on_chunk(self, event: ChunkReceived, out: list[Reply]) -> MessageReceived | None:
+        """Take one BDAT chunk (RFC 3030 §2). Its reply goes to `out`, except
+        after the LAST chunk of a good transaction: then the whole message is
+        returned, to be stored and answered like DATA's (one reply per
+        recipient in LMTP)."""
+        txn = self._txn
+        refusal: Reply | None = None
+        if self._phase is Phase.GREETED:
+            refusal = _NEED_LHLO if self.lmtp else _NEED_HELO
+        elif txn is None:
+            refusal = _NEED_MAIL
+        elif txn.failed:
+            refusal = _CHUNK_FAILED
+        elif self._phase is Phase.MAIL:
+            refusal = _NO_RCPT  # as for DATA (RFC 2920 §3.1), and the chunk failed
+            txn.failed = True
+        if refusal is not None:
+            out.extend(self._counted("BDAT", [refusal]))
+            return None
+        assert txn is not None
+        held = len(txn.chunks) if txn.chunks is not None else 0
+        if event.too_big or held + event.size > self.config.max_message_size:
+            # RFC 1870 §6.3 as for DATA; the chunks held so far are let go.
+            txn.chunks = bytearray()
+            if event.last:
+                return MessageReceived(b"", held + event.size, too_big=True)
+            txn.failed = True
+            out.extend(self._counted("BDAT", [_TOO_BIG]))
+            return None
+        if not event.last:
+            if txn.chunks is None:
+                txn.chunks = bytearray()
+            txn.chunks += event.data
+            out.append(Reply(250, "2.0.0", f"Ok: {event.size} octets received"))
+            return None
+        if txn.chunks:
+            txn.chunks += event.data
+            data = bytes(txn.chunks)
+        else:
+            data = event.data
+        # Stored messages have CRLF line ends (as DATA's, the receiver makes them).
+        data = crlf_line_ends(data)
+        too_big = len(data) > self.config.max_message_size
+        return MessageReceived(b"" if too_big else data, len(data), too_big=too_big)
+
     def _on_starttls(self) -> Reply:
         if self.channel.is_tls:
             return Reply(503, "5.5.1", "Error: TLS already active")
@@ -499,7 +574,7 @@ class SMTPSession:
             text = f"Error: {event.smuggling} received in end-of-data sequence"
             return [Reply(550, "5.5.2", text)] * count
         if event.too_big:
-            return [Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")] * count
+            return [_TOO_BIG] * count
         size = len(event.data)
         await self._make_room(size)
         task = asyncio.create_task(self._deliver(txn, event.data, self._trace()))
