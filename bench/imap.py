@@ -24,7 +24,9 @@ the order they run (every answer is checked; a wrong one fails the run):
   pop3      STAT, LIST, UIDL, RETR of every message (MB/s), TOP n 0
   idle      K sessions LOGIN+SELECT+IDLE on INBOX: server RSS/PSS before and
             after (whole process tree), then the latency from the LMTP 250 of a
-            new message until every session has read its `* n EXISTS`
+            new message until every session has read its `* n EXISTS`; beside
+            mailbag, the same for bench/idle_floor.c, a C loop that only writes
+            that line to each socket (the floor this machine and client set)
 
 "Cold" SELECT: the server process(es) restarted, the OS page cache left warm
 (dropping it would disturb everything else on the machine). For mailbag that
@@ -48,6 +50,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -867,6 +870,47 @@ def phase_idle(run: Run, t: Target, out: dict[str, float], k: int, base_count: i
             )
     finally:
         swarm.close()
+    if isinstance(t, MailbagTarget):
+        idle_floor(run, out, k)
+
+
+def idle_floor(run: Run, out: dict[str, float], k: int) -> None:
+    """The same K sessions and rounds against bench/idle_floor.c, a C loop
+    that only writes the EXISTS line to each socket: the latency no server
+    can beat on this machine with this client (the kernel's loopback TCP
+    work on both sides, and the client's reads)."""
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        run.notes.append("no C compiler: the IDLE push floor was not measured")
+        return
+    with tempfile.TemporaryDirectory(prefix="mailbag-floor-") as tmp:
+        binary = Path(tmp) / "idle_floor"
+        source = Path(__file__).with_name("idle_floor.c")
+        subprocess.run([gcc, "-O2", "-o", str(binary), str(source)], check=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        proc = subprocess.Popen([str(binary), str(port)], stdout=subprocess.PIPE, text=True)
+        swarm: IdleSwarm | None = None
+        try:
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != "ready":
+                raise BenchFailure("idle_floor did not start")
+            swarm = IdleSwarm(port, "floor", "floor", "INBOX", k, window=run.args.idle_window)
+            swarm.setup()
+            latencies: list[float] = []
+            for r in range(1, run.args.idle_rounds + 1):
+                time.sleep(0.3)
+                t0 = time.perf_counter()
+                os.kill(proc.pid, signal.SIGUSR1)
+                latencies += [s - t0 for s in swarm.wait_exists(10 + r, run.args.idle_timeout)]
+            out["idle_floor_p50_ms"] = percentile(latencies, 50) * 1e3
+            out["idle_floor_p99_ms"] = percentile(latencies, 99) * 1e3
+        finally:
+            if swarm is not None:
+                swarm.close()
+            proc.terminate()
+            proc.wait(10)
 
 
 @contextmanager
@@ -1004,6 +1048,8 @@ def figures(mix_commands: tuple[str, ...], load_connections: int) -> list[Figure
         Figure("idle_push_max_ms", "IDLE push max from LMTP 250", "ms", LOW),
         Figure("idle_push_data_p50_ms", "IDLE push p50 from end of DATA", "ms", LOW, None, 50),
         Figure("idle_push_data_p99_ms", "IDLE push p99 from end of DATA", "ms", LOW),
+        Figure("idle_floor_p50_ms", "IDLE push p50, C write loop (floor)", "ms", LOW),
+        Figure("idle_floor_p99_ms", "IDLE push p99, C write loop (floor)", "ms", LOW),
         Figure("idle_read_span_ms", "IDLE: first to last EXISTS read", "ms", LOW),
         Figure("idle_read_cpu_ms", "IDLE: bench client CPU in that", "ms", LOW),
     ]

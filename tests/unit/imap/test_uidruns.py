@@ -48,11 +48,19 @@ def test_runs_equal_the_plain_list(seed: int) -> None:
     plain = sorted(set(plain) | set(range(100, 400)))
     runs = UIDRuns(array("I", plain))
     check(runs, plain, rng)
-    for _ in range(20):
+    for round_ in range(20):
+        new = []
         for _ in range(rng.randrange(0, 5)):
-            uid = (plain[-1] if plain else 0) + rng.choice([1, 1, 1, 2, 7])
-            runs.append(uid)
-            plain.append(uid)
+            uid = ((new or plain)[-1] if (new or plain) else 0) + rng.choice([1, 1, 1, 2, 7])
+            new.append(uid)
+        if round_ % 2:
+            for uid in new:
+                runs.append(uid)
+        else:
+            # A delivery's UIDs, some of which the view may know already.
+            known = plain[-rng.randrange(0, 3) :] if plain else []
+            assert runs.extend_above([*known, *new]) == len(new)
+        plain += new
         gone = rng.sample(plain, min(len(plain), rng.randrange(0, 40)))
         gone += [5000, 0]  # not there: ignored
         expected = []
@@ -71,6 +79,9 @@ def test_one_run_for_a_mailbox_without_gaps() -> None:
     assert runs.runs == 1
     runs.append(100_005)
     assert runs.runs == 2 and runs[-1] == 100_005
+    assert runs.extend_above([100_004, 100_005, 100_006, 100_008]) == 2
+    assert runs.runs == 3 and list(runs.between(100_004, 100_010)) == [100_005, 100_006, 100_008]
+    assert runs.remove([100_006, 100_008]) == [(100_006, 100_002), (100_008, 100_002)]
     assert runs.remove([50_000]) == [(50_000, 49_999)]
     assert runs.runs == 3 and runs.index(50_001) == 49_999
 
@@ -87,4 +98,7 @@ def test_highest_uid_and_bad_input() -> None:
         runs[10]
     empty = UIDRuns()
     assert not empty and empty.last() == 0 and list(empty.between(0, 10)) == []
+    assert empty.extend_above([]) == 0 and empty.extend_above([3, 4]) == 2
+    assert list(empty) == [3, 4] and empty.runs == 1 and empty.index(4) == 1
+    empty.remove([3, 4])
     assert empty.remove([1]) == []

@@ -203,11 +203,7 @@ class SelectedMailbox:
             if change.mailbox_id == self.id:
                 if change.keywords:
                     self.note_keywords(change.keywords)
-                last = self._uids.last()
-                for uid in change.uids:
-                    if uid > last:
-                        self._uids.append(uid)
-                        last = uid
+                self._uids.extend_above(change.uids)
         elif isinstance(change, MessagesExpunged):
             if change.mailbox_id == self.id:
                 self._expunged_pending.update(change.uids)
@@ -308,14 +304,10 @@ class SelectedMailbox:
             return False
         if change.keywords and self._new_keywords(change.keywords):
             return False  # FLAGS goes first: poll() announces it all
-        last = uids.last()
-        for uid in change.uids:
-            if uid > last:
-                uids.append(uid)
-                last = uid
-        count = len(uids)
-        if count == before:
+        added = uids.extend_above(change.uids)
+        if not added:
             return True
+        count = before + added
         if rev1 and self._recent is not None:
             data = _exists_recent_lines(count, self.recent_count())
         else:

@@ -132,6 +132,28 @@ class UIDRuns:
             self._before.append(self._len)
         self._len += 1
 
+    def extend_above(self, uids: Iterable[int]) -> int:
+        """Append those of `uids` (ascending) that are above every UID here,
+        skipping the rest (already known); return how many were added. One
+        call for a delivery's UIDs: an IDLE push runs this for every session
+        watching the mailbox."""
+        starts, lasts = self._starts, self._lasts
+        last = lasts[-1] if self._len else 0
+        added = 0
+        for uid in uids:
+            if uid <= last:
+                continue
+            if uid == last + 1 and added + self._len:
+                lasts[-1] = uid
+            else:
+                starts.append(uid)
+                lasts.append(uid)
+                self._before.append(self._len + added)
+            last = uid
+            added += 1
+        self._len += added
+        return added
+
     def remove(self, uids: Iterable[int]) -> list[tuple[int, int]]:
         """Remove those of `uids` that are here; return (uid, 0-based
         position at the moment it is removed) in ascending UID order (what
