@@ -6,12 +6,14 @@
  *
  * It speaks just enough IMAP for IdleSwarm: a greeting, "a LOGIN" -> OK,
  * "b SELECT" -> EXISTS + OK, "c IDLE" -> continuation. Each SIGUSR1 writes the
- * next EXISTS line to every idling socket in one tight loop of write(2).
- * usage: idle_floor PORT; prints "ready" once listening.
+ * next EXISTS line to every idling socket in tight loops of write(2), split
+ * over THREADS threads (each takes every THREADS-th socket).
+ * usage: idle_floor PORT THREADS; prints "ready" once listening.
  */
 #define _GNU_SOURCE
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,14 @@
 static int idling[MAX_SESSIONS];
 static int n_idling;
 static volatile sig_atomic_t push_due;
+static char line[64];
+static int line_len, n_threads;
+
+static void *write_share(void *arg) {
+    for (int i = (int)(long)arg; i < n_idling; i += n_threads)
+        if (write(idling[i], line, (size_t)line_len) != line_len) perror("idle_floor: write");
+    return NULL;
+}
 
 static void on_usr1(int sig) {
     (void)sig;
@@ -31,7 +41,9 @@ static void on_usr1(int sig) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) return 2;
+    if (argc != 3) return 2;
+    n_threads = atoi(argv[2]);
+    if (n_threads < 1 || n_threads > 64) return 2;
     int exists = 10, one = 1;
     signal(SIGUSR1, on_usr1);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -53,10 +65,11 @@ int main(int argc, char **argv) {
     for (;;) {
         if (push_due) {
             push_due = 0;
-            char line[64];
-            int len = snprintf(line, sizeof line, "* %d EXISTS\r\n", ++exists);
-            for (int i = 0; i < n_idling; i++)
-                if (write(idling[i], line, (size_t)len) != len) perror("idle_floor: write");
+            line_len = snprintf(line, sizeof line, "* %d EXISTS\r\n", ++exists);
+            pthread_t threads[64];
+            for (long t = 1; t < n_threads; t++) pthread_create(&threads[t], NULL, write_share, (void *)t);
+            write_share((void *)0);
+            for (int t = 1; t < n_threads; t++) pthread_join(threads[t], NULL);
         }
         int k = epoll_wait(ep, ready, 1024, 100);
         for (int i = 0; i < k; i++) {

@@ -886,31 +886,40 @@ def idle_floor(run: Run, out: dict[str, float], k: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mailbag-floor-") as tmp:
         binary = Path(tmp) / "idle_floor"
         source = Path(__file__).with_name("idle_floor.c")
-        subprocess.run([gcc, "-O2", "-o", str(binary), str(source)], check=True)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        proc = subprocess.Popen([str(binary), str(port)], stdout=subprocess.PIPE, text=True)
-        swarm: IdleSwarm | None = None
-        try:
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise BenchFailure("idle_floor did not start")
-            swarm = IdleSwarm(port, "floor", "floor", "INBOX", k, window=run.args.idle_window)
-            swarm.setup()
-            latencies: list[float] = []
-            for r in range(1, run.args.idle_rounds + 1):
-                time.sleep(0.3)
-                t0 = time.perf_counter()
-                os.kill(proc.pid, signal.SIGUSR1)
-                latencies += [s - t0 for s in swarm.wait_exists(10 + r, run.args.idle_timeout)]
-            out["idle_floor_p50_ms"] = percentile(latencies, 50) * 1e3
-            out["idle_floor_p99_ms"] = percentile(latencies, 99) * 1e3
-        finally:
-            if swarm is not None:
-                swarm.close()
-            proc.terminate()
-            proc.wait(10)
+        subprocess.run([gcc, "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
+        # One writing thread, as mailbag's event loop; two, as many as the cores.
+        for threads in (1, 2):
+            idle_floor_run(run, out, k, binary, threads)
+
+
+def idle_floor_run(run: Run, out: dict[str, float], k: int, binary: Path, threads: int) -> None:
+    """One floor measurement: `threads` C threads share the writes."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(binary), str(port), str(threads)], stdout=subprocess.PIPE, text=True
+    )
+    swarm: IdleSwarm | None = None
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise BenchFailure("idle_floor did not start")
+        swarm = IdleSwarm(port, "floor", "floor", "INBOX", k, window=run.args.idle_window)
+        swarm.setup()
+        latencies: list[float] = []
+        for r in range(1, run.args.idle_rounds + 1):
+            time.sleep(0.3)
+            t0 = time.perf_counter()
+            os.kill(proc.pid, signal.SIGUSR1)
+            latencies += [s - t0 for s in swarm.wait_exists(10 + r, run.args.idle_timeout)]
+        out[f"idle_floor{threads}_p50_ms"] = percentile(latencies, 50) * 1e3
+        out[f"idle_floor{threads}_p99_ms"] = percentile(latencies, 99) * 1e3
+    finally:
+        if swarm is not None:
+            swarm.close()
+        proc.terminate()
+        proc.wait(10)
 
 
 @contextmanager
@@ -1048,8 +1057,10 @@ def figures(mix_commands: tuple[str, ...], load_connections: int) -> list[Figure
         Figure("idle_push_max_ms", "IDLE push max from LMTP 250", "ms", LOW),
         Figure("idle_push_data_p50_ms", "IDLE push p50 from end of DATA", "ms", LOW, None, 50),
         Figure("idle_push_data_p99_ms", "IDLE push p99 from end of DATA", "ms", LOW),
-        Figure("idle_floor_p50_ms", "IDLE push p50, C write loop (floor)", "ms", LOW),
-        Figure("idle_floor_p99_ms", "IDLE push p99, C write loop (floor)", "ms", LOW),
+        Figure("idle_floor1_p50_ms", "IDLE push p50, C write loop (floor)", "ms", LOW),
+        Figure("idle_floor1_p99_ms", "IDLE push p99, C write loop (floor)", "ms", LOW),
+        Figure("idle_floor2_p50_ms", "IDLE push p50, C, 2 writing threads", "ms", LOW),
+        Figure("idle_floor2_p99_ms", "IDLE push p99, C, 2 writing threads", "ms", LOW),
         Figure("idle_read_span_ms", "IDLE: first to last EXISTS read", "ms", LOW),
         Figure("idle_read_cpu_ms", "IDLE: bench client CPU in that", "ms", LOW),
     ]
