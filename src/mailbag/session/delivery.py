@@ -20,7 +20,7 @@ from ..auth.addresses import BadAddress, domain_of, normalize_address
 from ..config import Config
 from ..errors import NotFound, StoreError, StoreUnavailable
 from ..store.interface import Store
-from ..store.models import INBOX, AccountID, AppendRequest, MailboxID
+from ..store.models import INBOX, UID, AccountID, AppendRequest, MailboxID
 
 log = logging.getLogger("mailbag.delivery")
 
@@ -91,6 +91,10 @@ class Delivery:
         # address as given -> (monotonic expiry, its acceptance); saves the
         # normalising and the account read on the event loop at each RCPT.
         self._accepted: dict[str, tuple[float, RecipientCheck]] = {}
+        # Mailbox -> deliveries waiting while an append to it is in flight
+        # (present, maybe empty, exactly while one is): see _append.
+        self._waiting: dict[MailboxID, list[tuple[AppendRequest, asyncio.Future[UID]]]] = {}
+        self._batches: set[asyncio.Task[None]] = set()  # referenced while they run
 
     async def check_recipient(self, address: str) -> RecipientCheck:
         known = self._accepted.get(address)
@@ -197,19 +201,19 @@ class Delivery:
             assert check.account_id is not None
             address, account_id = check.address, check.account_id
         try:
-            result = None
+            uid = None
             box_id = self._inboxes.get(account_id)
             if box_id is not None:
                 try:
-                    result = await self.store.append(box_id, [AppendRequest(data=message)])
+                    uid = await self._append(box_id, AppendRequest(data=message))
                 except NotFound:
                     self._inboxes.pop(account_id, None)
-            if result is None:
+            if uid is None:
                 # An account deleted since RCPT has no INBOX any more.
                 box = await self.store.get_mailbox(account_id, INBOX)
                 if box is None:
                     return RecipientResult(recipient, 550, "5.1.1", "No such user here")
-                result = await self.store.append(box.id, [AppendRequest(data=message)])
+                uid = await self._append(box.id, AppendRequest(data=message))
                 if len(self._inboxes) >= _MAX_INBOXES:
                     self._inboxes.clear()
                 self._inboxes[account_id] = box.id
@@ -222,5 +226,55 @@ class Delivery:
         except OSError as e:
             log.error("delivery to %s failed: %s", address, e)
             return RecipientResult(recipient, 452, "4.3.1", "Insufficient system storage")
-        log.info("delivered to=%s uid=%s size=%d", address, result.uids[0], len(message))
-        return RecipientResult(recipient, 250, "2.0.0", f"Delivered UID {result.uids[0]}")
+        log.info("delivered to=%s uid=%s size=%d", address, uid, len(message))
+        return RecipientResult(recipient, 250, "2.0.0", f"Delivered UID {uid}")
+
+    async def _append(self, box_id: MailboxID, request: AppendRequest) -> UID:
+        """Store one message in `box_id`; its UID once durable.
+
+        Deliveries to a mailbox that arrive while an append to it is in flight
+        wait, and go together as one append when it is done: one store call
+        and one unit in the writer's transaction for all of them, as pipelined
+        APPENDs get (a pipelining LMTP client, several connections to one
+        mailbox), instead of one each. A lone delivery goes at once. All of a
+        batch fail together (a mailbox deleted meanwhile: NotFound for each).
+        """
+        waiting = self._waiting.get(box_id)
+        if waiting is not None:
+            future: asyncio.Future[UID] = asyncio.get_running_loop().create_future()
+            waiting.append((request, future))
+            return await future
+        self._waiting[box_id] = []
+        try:
+            result = await self.store.append(box_id, [request])
+        finally:
+            self._next_batch(box_id)
+        return result.uids[0]
+
+    def _next_batch(self, box_id: MailboxID) -> None:
+        waiting = self._waiting.pop(box_id)
+        if waiting:
+            self._waiting[box_id] = []
+            task = asyncio.get_running_loop().create_task(self._append_batch(box_id, waiting))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _append_batch(
+        self, box_id: MailboxID, batch: list[tuple[AppendRequest, asyncio.Future[UID]]]
+    ) -> None:
+        try:
+            result = await self.store.append(box_id, [request for request, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as e:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e)
+        else:
+            for (_, future), uid in zip(batch, result.uids, strict=True):
+                if not future.done():
+                    future.set_result(uid)
+        finally:
+            self._next_batch(box_id)

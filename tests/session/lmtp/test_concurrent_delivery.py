@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from smtp_support import Wire, inbox, lmtp_server, split_trace
 from mailbag.config import Config
 from mailbag.errors import NotFound
 from mailbag.session.delivery import Delivery, TraceInfo
-from mailbag.store.models import INBOX, AppendRequest, MailboxID
+from mailbag.store.models import INBOX, UID, AppendRequest, AppendResult, MailboxID
 from mailbag.store.sqlite.backend import SQLiteStore
 from mailbag.testing.server import ServerThread
 
@@ -148,6 +148,65 @@ def test_delivery_after_the_account_went_is_refused(tmp_path: Path) -> None:
             assert box is not None
             (msg,) = await store.list_messages(box.id)
             assert (await store.read_content(msg.content_id)).endswith(b"\r\nC\r\n")
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def test_deliveries_to_one_mailbox_share_appends(tmp_path: Path) -> None:
+    """Deliveries to one mailbox that arrive while an append to it is in
+    flight go together as one append (Delivery._append): fewer store calls
+    than messages, each caller still told its own message's UID, and when
+    the mailbox is gone every delivery of a batch gets 550 5.1.1."""
+    store = SQLiteStore(tmp_path / "data")
+    delivery = Delivery(store, Config(data_dir=tmp_path / "data"))
+    trace = TraceInfo("LMTP", "client.example", "127.0.0.1")
+    calls: list[int] = []
+    real_append = store.append
+
+    async def counting_append(
+        mailbox_id: MailboxID, requests: Sequence[AppendRequest]
+    ) -> AppendResult:
+        calls.append(len(requests))
+        return await real_append(mailbox_id, requests)
+
+    store.append = counting_append  # type: ignore[method-assign]
+
+    async def go() -> None:
+        await store.open()
+        try:
+            account = await store.create_account("dora@localhost", "not-a-hash")
+            checked = {"dora@localhost": account.id}
+            bodies = [b"Subject: %d\r\n\r\nbody %d\r\n" % (i, i) for i in range(30)]
+            results = await asyncio.gather(
+                *(
+                    delivery.deliver("s@x.example", ["dora@localhost"], body, trace, checked)
+                    for body in bodies
+                )
+            )
+            assert sum(calls) == 30 and len(calls) < 10, calls
+            box = await store.get_mailbox(account.id, INBOX)
+            assert box is not None
+            stored = {m.uid: m for m in await store.list_messages(box.id)}
+            for body, (r,) in zip(bodies, results, strict=True):
+                assert r.code == 250, r
+                uid = UID(int(r.text.rsplit(" ", 1)[1]))
+                assert (await store.read_content(stored[uid].content_id)).endswith(body)
+            assert len(stored) == 30
+            # The INBOX is remembered; once the account is gone, the direct
+            # append and the batch behind it both fail, and each recipient
+            # is refused after looking the INBOX up again.
+            await store.delete_account(account.id)
+            calls.clear()
+            results = await asyncio.gather(
+                *(
+                    delivery.deliver("s@x.example", ["dora@localhost"], b"late\r\n", trace, checked)
+                    for _ in range(10)
+                )
+            )
+            assert [(r.code, r.enhanced) for (r,) in results] == [(550, "5.1.1")] * 10
+            assert sum(calls) == 10 and len(calls) < 10, calls
         finally:
             await store.close()
 
