@@ -7,7 +7,7 @@ point (DESIGN.md §1); the events must not depend on how the bytes arrived.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given
@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from mailbag.proto.smtp import (
     MAX_LINE,
+    MAX_PATH,
     Bdat,
     ChunkReceived,
+    CommandError,
     Data,
     Event,
     Hello,
@@ -35,6 +37,7 @@ from mailbag.proto.smtp import (
     Vrfy,
     parse_command,
 )
+from mailbag.proto.smtp.commands import parse_command_fully
 
 
 def run(chunks: list[bytes], max_size: int = 10_000) -> list[Event]:
@@ -507,3 +510,46 @@ def test_partial_bdat_is_not_idle() -> None:
     rx.feed(b"cd")
     assert rx.next_event() == ChunkReceived(4, False, b"abcd")
     assert rx.idle
+
+
+# ---- the shortcut for plain MAIL and RCPT ---------------------------------------------------
+
+_VERBS = st.sampled_from(
+    ["MAIL FROM:", "RCPT TO:", "mail from:", "Rcpt To:", "MAIL FROM: ", "MAIL  FROM:", "RCPT TO"]
+)
+_ATOMS = st.sampled_from(["a", "Z9", "!#$%&'*+/=?^_`{|}~", "", "-", "\u00e9", '"q"', " ", "\x01"])
+_LABELS = st.sampled_from(["a", "x-y", "-a", "a-", "9", "", "\u00e9", "[127.0.0.1]", "a_b"])
+_TAILS = st.sampled_from(["", " ", "\t", " SIZE=10", " BODY=8BITMIME", "x", ">"])
+
+
+@st.composite
+def _envelope_lines(draw: st.DrawFn) -> bytes:
+    local = ".".join(draw(st.lists(_ATOMS, min_size=1, max_size=4)))
+    local *= draw(st.sampled_from([1, 1, 1, 40]))  # sometimes past the path limit
+    domain = ".".join(draw(st.lists(_LABELS, min_size=1, max_size=4)))
+    at = draw(st.sampled_from(["@", "@", "@", "", "@@"]))
+    line = draw(_VERBS) + "<" + local + at + domain + ">" + draw(_TAILS)
+    return line.encode()
+
+
+@given(_envelope_lines())
+def test_plain_envelope_shortcut_matches_the_full_parser(line: bytes) -> None:
+    """parse_command's one-regex shortcut gives exactly what the full parser
+    gives (the command, or the same refusal) for any line near its pattern."""
+
+    def outcome(parse: Callable[[bytes], object]) -> object:
+        try:
+            return parse(line)
+        except CommandError as e:
+            return e.reply
+
+    assert outcome(parse_command) == outcome(parse_command_fully)
+
+
+def test_plain_envelope_shortcut_cases() -> None:
+    assert parse_command(b"mail from:<a.b@c-d.example>  ") == Mail("a.b@c-d.example")
+    assert parse_command(b"RCPT TO:<x@localhost>") == Rcpt("x@localhost")
+    long_local = b"l" * (MAX_PATH - 2 - len(b"@b.example") + 1)
+    with pytest.raises(CommandError) as e:
+        parse_command(b"MAIL FROM:<" + long_local + b"@b.example>")
+    assert e.value.reply.code == 501
