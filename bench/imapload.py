@@ -687,14 +687,21 @@ def cpu_seconds(pids: Iterable[int]) -> float:
 
 
 def wait_quiet(
-    pids: Callable[[], list[int]], window: float = 0.5, busy: float = 0.1, timeout: float = 600
+    pids: Callable[[], list[int]],
+    window: float = 0.5,
+    busy: float = 0.1,
+    timeout: float = 600,
+    windows: int = 4,
 ) -> float:
-    """Wait until the processes use under `busy` of a core for two windows in
-    a row (background work such as indexing has caught up); return seconds."""
+    """Wait until the processes use under `busy` of a core for `windows`
+    windows in a row (background work such as indexing has caught up); return
+    seconds. Two seconds: mailbag's background worker rests three times as
+    long as each unit took while mail was arriving (up to ~1.5 s), and a
+    shorter quiet spell took such a rest for the end of the work."""
     t0 = time.perf_counter()
     quiet = 0
     last = cpu_seconds(pids())
-    while quiet < 2 and time.perf_counter() - t0 < timeout:
+    while quiet < windows and time.perf_counter() - t0 < timeout:
         time.sleep(window)
         now = cpu_seconds(pids())
         quiet = quiet + 1 if now - last < busy * window else 0

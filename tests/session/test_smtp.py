@@ -497,6 +497,9 @@ def test_message_too_big(tmp_path: Path) -> None:
 
 # ---- BDAT (CHUNKING, RFC 3030) -------------------------------------------------------------
 
+# EHLO, MAIL and RCPT for alice, sent ahead in one packet.
+OPEN_TRANSACTION = b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+
 
 def test_bdat_chunks_make_one_message(server: ServerThread, client: Client) -> None:
     """RFC 3030 §2: 250 per chunk; the message is the chunks as sent (no
@@ -504,7 +507,7 @@ def test_bdat_chunks_make_one_message(server: ServerThread, client: Client) -> N
     first = b"Subject: chunks\r\n\r\n.\r\nDATA\r\n"
     second = b"two\nthree\r\n"
     client.send(
-        b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
+        OPEN_TRANSACTION
         + b"BDAT %d\r\n" % len(first)
         + first
         + b"BDAT 0\r\n"
@@ -582,8 +585,12 @@ def test_bdat_over_the_size_limit(tmp_path: Path) -> None:
     with running(tmp_path, max_message_size=100) as srv:
         c = Client(srv.port("smtp"))
         c.send(
-            b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
-            b"BDAT 60\r\n" + b"a" * 60 + b"BDAT 60\r\n" + b"b" * 60 + b"BDAT 1 LAST\r\nc"
+            OPEN_TRANSACTION
+            + b"BDAT 60\r\n"
+            + b"a" * 60
+            + b"BDAT 60\r\n"
+            + b"b" * 60
+            + b"BDAT 1 LAST\r\nc"
             b"RSET\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
             b"BDAT 99999999999 LAST\r\n" + b"z" * 5000
         )
@@ -602,8 +609,8 @@ def test_bdat_over_the_size_limit(tmp_path: Path) -> None:
             S: 250 2.1.5 Ok
             """,
         )
-        # The huge chunk is still being read (RFC 3030 §2: read, then refuse);
-        # the connection is not stuck, and nothing was held or stored.
+        # The huge chunk is still being read (RFC 3030 §2: read, then refuse):
+        # the NOOP is taken as its data, not run; nothing was held or stored.
         c.send(b"NOOP\r\n")
         c.sock.settimeout(0.3)
         with pytest.raises(TimeoutError):
@@ -612,8 +619,12 @@ def test_bdat_over_the_size_limit(tmp_path: Path) -> None:
         assert inbox(srv, "alice@localhost") == []
         c = Client(srv.port("smtp"))
         c.send(
-            b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@localhost>\r\n"
-            b"BDAT 60\r\n" + b"a" * 60 + b"BDAT 41 LAST\r\n" + b"b" * 41 + b"NOOP\r\n"
+            OPEN_TRANSACTION
+            + b"BDAT 60\r\n"
+            + b"a" * 60
+            + b"BDAT 41 LAST\r\n"
+            + b"b" * 41
+            + b"NOOP\r\n"
         )
         transcript(
             c,

@@ -404,8 +404,16 @@ class TextIndexer:
             started = time.monotonic()
         done = self.writer.run_blocking(fn)
         self.units += 1
-        if self._busy():
-            self._stopping.wait(3 * (time.monotonic() - started))
+        # The rest ends early once mail stops arriving: a unit that waited
+        # long for the writer during a burst would otherwise keep the worker
+        # asleep for seconds after it (seen: the whole backlog of a 10,000
+        # message load left for later).
+        until = time.monotonic() + 3 * (time.monotonic() - started)
+        while self._busy() and not self._stopping.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            self._stopping.wait(min(left, 0.05))
         return done
 
     def _draining(self) -> bool:
