@@ -352,7 +352,7 @@ def test_bdat_last_refusals_one_per_recipient(tmp_path: Path) -> None:
             c,
             f"""
             {GREETING}
-            {lhlo(size=50).split(chr(10), 1)[1]}
+            {EHLO_REPLY.format(size=50)}
             S: 250 2.1.0 Ok
             S: 250 2.1.5 Ok
             S: 250 2.1.5 Ok
