@@ -21,6 +21,10 @@ log = logging.getLogger("mailbag.net")
 # Above this many unread bytes we stop reading from the socket; the sessions'
 # own codecs cap line and literal sizes, this only bounds what sits in between.
 READ_HIGH_WATER = 256 * 1024
+# What one buffered receive costs beyond its bytes (a bytes object and a list
+# slot), counted against READ_HIGH_WATER: a client trickling single bytes while
+# its session is busy must not pile up 256 K tiny objects.
+_PIECE_OVERHEAD = 64
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
@@ -53,7 +57,11 @@ class Connection(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
+        # What arrived since the last read(), as the bytes of each receive:
+        # read() hands a lone piece over as it is (one copy out of the shared
+        # receive buffer in all, not a copy into a bytearray and another out).
+        self._pieces: list[bytes] = []
+        self._buffered = 0
         self._eof = False
         self._read_waiter: asyncio.Future[None] | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -89,9 +97,10 @@ class Connection(asyncio.BufferedProtocol):
         self.data_received(_recv_buffer()[:nbytes])
 
     def data_received(self, data: bytes | memoryview) -> None:
-        self._buffer += data
+        self._pieces.append(bytes(data))  # bytes of a bytes object: no copy
+        self._buffered += len(data) + _PIECE_OVERHEAD
         self.bytes_in += len(data)
-        if len(self._buffer) > READ_HIGH_WATER and not self._read_paused and self.transport:
+        if self._buffered > READ_HIGH_WATER and not self._read_paused and self.transport:
             self._read_paused = True
             self.transport.pause_reading()
         self._wake_reader()
@@ -126,7 +135,7 @@ class Connection(asyncio.BufferedProtocol):
 
     async def read(self) -> bytes:
         """Everything received so far, waiting for at least one byte; b"" at EOF."""
-        while not self._buffer:
+        while not self._pieces:
             if self._eof:
                 return b""
             self._read_waiter = asyncio.get_running_loop().create_future()
@@ -134,16 +143,19 @@ class Connection(asyncio.BufferedProtocol):
                 await self._read_waiter
             finally:
                 self._read_waiter = None
-        data = bytes(self._buffer)
-        self._buffer.clear()
+        pieces = self._pieces
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self._pieces = []
+        self._buffered = 0
         if self._read_paused and self.transport is not None:
             self._read_paused = False
             self.transport.resume_reading()
         return data
 
     def discard_pending(self) -> int:
-        n = len(self._buffer)
-        self._buffer.clear()
+        n = sum(len(piece) for piece in self._pieces)
+        self._pieces = []
+        self._buffered = 0
         return n
 
     @property
@@ -177,7 +189,8 @@ class Connection(asyncio.BufferedProtocol):
         """Upgrade in place. The caller must already have discarded pending input."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
-        self._buffer.clear()
+        self._pieces = []
+        self._buffered = 0
         new = await loop.start_tls(
             self.transport,
             self,
