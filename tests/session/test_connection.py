@@ -10,6 +10,17 @@ import socket
 from mailbag.net.connection import _PIECE_OVERHEAD, READ_HIGH_WATER, Connection
 
 
+async def _accepted() -> tuple[Connection, asyncio.BaseTransport, socket.socket]:
+    """A Connection on one end of a socketpair, as the server accepts it; the
+    other end (non-blocking) plays the client."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.setblocking(False)
+    conn = Connection()
+    transport, _ = await asyncio.get_running_loop().connect_accepted_socket(lambda: conn, ours)
+    return conn, transport, theirs
+
+
 def test_trickled_bytes_stay_bounded_and_arrive_whole() -> None:
     """A client trickling single bytes while its session is busy (nobody
     calls read()) piles up one piece per receive: each counts its overhead
@@ -17,12 +28,8 @@ def test_trickled_bytes_stay_bounded_and_arrive_whole() -> None:
     pieces; read() then returns every byte in order and reading resumes."""
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        ours.setblocking(False)
-        theirs.setblocking(False)
-        conn = Connection()
-        transport, _ = await loop.connect_accepted_socket(lambda: conn, ours)
+        conn, transport, theirs = await _accepted()
+        assert isinstance(transport, asyncio.ReadTransport)
         try:
             sent = bytearray()
             limit = READ_HIGH_WATER // _PIECE_OVERHEAD + 1
@@ -54,11 +61,7 @@ def test_read_hands_over_what_arrived() -> None:
     """Several receives come out of one read() joined, in order; EOF gives b""."""
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        ours, theirs = socket.socketpair()
-        ours.setblocking(False)
-        conn = Connection()
-        transport, _ = await loop.connect_accepted_socket(lambda: conn, ours)
+        conn, transport, theirs = await _accepted()
         try:
             for piece in (b"a LOGIN", b" x y\r\n", b"b NOOP\r\n"):
                 theirs.send(piece)
