@@ -132,7 +132,7 @@ class Transaction:
     # does not look it up again.
     accounts: dict[str, AccountID] = field(default_factory=dict)
     # BDAT chunks received so far (None: no BDAT yet), and whether one
-    # failed (then only RSET or a new MAIL after it helps, RFC 3030 §2).
+    # failed (then only RSET, or a new HELO/EHLO/LHLO, clears it: RFC 3030 §2).
     chunks: bytearray | None = None
     failed: bool = False
 
