@@ -56,6 +56,7 @@ from enum import Enum
 from typing import Any
 
 from ...proto.smtp import (
+    Bdat,
     ChunkReceived,
     Command,
     Data,
@@ -117,6 +118,8 @@ _REFUSED: dict[type[Command], dict[Phase, Reply | None]] = {
     Mail: {Phase.GREETED: None, Phase.MAIL: _NESTED, Phase.RCPT: _NESTED},
     Rcpt: {Phase.GREETED: None, Phase.READY: _NEED_MAIL},
     Data: {Phase.GREETED: None, Phase.READY: _NEED_MAIL, Phase.MAIL: _NO_RCPT},
+    # A chunk is refused where DATA is (RFC 3030 §2: BDAT replaces DATA).
+    Bdat: {Phase.GREETED: None, Phase.READY: _NEED_MAIL, Phase.MAIL: _NO_RCPT},
     # RFC 3207 §4: STARTTLS resets the state; refusing it mid-transaction keeps
     # a client from losing its envelope unknowingly (Postfix does the same).
     StartTLS: {Phase.MAIL: _IN_TRANSACTION, Phase.RCPT: _IN_TRANSACTION},
@@ -388,13 +391,18 @@ class SMTPSession:
             replies.append(Reply(421, "4.7.0", f"{self.config.hostname} Error: too many errors"))
         return replies
 
+    def _refusal(self, kind: type[Command]) -> Reply | None:
+        """The reply `_REFUSED` gives a command of `kind` in this phase, if any."""
+        refused = _REFUSED.get(kind, {})
+        if self._phase not in refused:
+            return None
+        reply = refused[self._phase]
+        return reply if reply is not None else (_NEED_LHLO if self.lmtp else _NEED_HELO)
+
     async def _dispatch(self, cmd: Command) -> Reply:
-        refused = _REFUSED.get(type(cmd), {})
-        if self._phase in refused:
-            reply = refused[self._phase]
-            if reply is None:
-                reply = _NEED_LHLO if self.lmtp else _NEED_HELO
-            return reply
+        refusal = self._refusal(type(cmd))
+        if refusal is not None:
+            return refusal
         match cmd:
             case Hello():
                 return self._on_hello(cmd)
@@ -499,15 +507,10 @@ class SMTPSession:
         returned, to be stored and answered like DATA's (one reply per
         recipient in LMTP)."""
         txn = self._txn
-        refusal: Reply | None = None
-        if self._phase is Phase.GREETED:
-            refusal = _NEED_LHLO if self.lmtp else _NEED_HELO
-        elif txn is None:
-            refusal = _NEED_MAIL
-        elif txn.failed:
-            refusal = _CHUNK_FAILED
-        elif self._phase is Phase.MAIL:
-            refusal = _NO_RCPT  # as for DATA (RFC 2920 §3.1), and the chunk failed
+        refusal = self._refusal(Bdat)
+        if txn is not None and (txn.failed or refusal is not None):
+            # A chunk refused inside a transaction (no recipient) fails it too.
+            refusal = refusal or _CHUNK_FAILED
             txn.failed = True
         if refusal is not None:
             out.extend(self._counted("BDAT", [refusal]))
