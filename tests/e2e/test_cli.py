@@ -198,6 +198,43 @@ def test_deliver_exit_codes_and_bytes(tmp_path: Path) -> None:
         pop.quit()
 
 
+def test_deliver_reaches_sessions_of_the_running_server(tmp_path: Path) -> None:
+    """`mailbag deliver` run by an MTA is another process than the server:
+    the server's sessions must still hear of its mail, as of mail over LMTP
+    (an IDLE session at once, RFC 2177 §3; another at its next NOOP)."""
+    import imaplib
+    import time
+
+    data = tmp_path / "d"
+    run_cli(["user", "add", "alice", "--password-stdin"], data, input=PW)
+    with ServeProcess(data) as server:
+        idler = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=10)
+        idler.login("alice", PW.decode().strip())
+        idler.select("INBOX")
+        other = imaplib.IMAP4("127.0.0.1", server.port("imap"), timeout=10)
+        other.login("alice", PW.decode().strip())
+        other.select("INBOX")
+        tag = idler._new_tag()
+        idler.send(tag + b" IDLE\r\n")
+        assert idler.readline().startswith(b"+ ")
+        r = run_cli(["deliver", "alice"], data, input=b"Subject: from the MTA\n\nhi\n")
+        assert r.returncode == 0, r.stderr
+        started = time.monotonic()
+        assert idler.readline() == b"* 1 EXISTS\r\n"
+        # follow.py looks every 50 ms; a generous bound for a loaded machine.
+        assert time.monotonic() - started < 5
+        idler.send(b"DONE\r\n")
+        while not idler.readline().startswith(tag):
+            pass
+        typ, fetched = idler.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert typ == "OK" and b"Subject: from the MTA" in fetched[0][1]  # type: ignore[index]
+        other.untagged_responses.clear()  # SELECT's EXISTS 0
+        typ, _ = other.noop()
+        assert typ == "OK" and other.untagged_responses.get("EXISTS") == [b"1"]
+        for imap in (idler, other):
+            imap.logout()
+
+
 def test_serve_refuses_to_start_twice_on_same_port(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -69,7 +69,8 @@ def prepare_data_dir(path: Path) -> None:
 def open_store(cfg: Config) -> Store:
     from ..store.sqlite.backend import SQLiteStore
 
-    return SQLiteStore(cfg.data_dir)
+    # A short-lived process: no sessions to tell of what others commit.
+    return SQLiteStore(cfg.data_dir, follow_interval=None)
 
 
 def with_store(cfg: Config, action: Callable[[Store], Awaitable[T]]) -> T:

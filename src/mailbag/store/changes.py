@@ -10,11 +10,13 @@ LISTEN/NOTIFY hints after re-reading the database.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .models import UID, AccountID, MailboxID, ModSeq
 
@@ -296,3 +298,69 @@ class ChangeHub:
 
     def subscriber_count(self, account_id: AccountID) -> int:
         return len(self._subs.get(account_id, ()))
+
+
+# ---- records between processes ------------------------------------------------
+# Several processes may share one store (the server and `mailbag deliver`, or
+# several server processes): each writes the records of a commit to the store
+# in the same transaction, and the others read them back and publish them on
+# their own hub (sqlite/follow.py). JSON, not pickle: the text is data read
+# from disk, never code.
+
+
+def encode_changes(changes: Iterable[Change]) -> str:
+    out: list[list[Any]] = []
+    for c in changes:
+        if type(c) is MessagesAdded:
+            out.append(["a", c.account_id, c.mailbox_id, c.uids, c.modseq, sorted(c.keywords)])
+        elif type(c) is MessagesExpunged:
+            out.append(["x", c.account_id, c.mailbox_id, c.uids, c.modseq])
+        elif type(c) is FlagsChanged:
+            out.append(
+                [
+                    "f",
+                    c.account_id,
+                    c.mailbox_id,
+                    [(uid, modseq, sorted(flags)) for uid, modseq, flags in c.changes],
+                ]
+            )
+        elif type(c) is MailboxCreated:
+            out.append(["c", c.account_id, c.mailbox_id, c.name])
+        elif type(c) is MailboxRenamed:
+            out.append(["r", c.account_id, c.mailbox_id, c.old_name, c.new_name])
+        elif type(c) is MailboxDeleted:
+            out.append(["d", c.account_id, c.mailbox_id, c.name])
+        else:
+            raise TypeError(f"not a change record: {c!r}")
+    return json.dumps(out, separators=(",", ":"))
+
+
+def decode_changes(text: str) -> list[Change]:
+    """The records `encode_changes` wrote (ValueError when `text` is not that)."""
+    out: list[Change] = []
+    try:
+        for item in json.loads(text):
+            kind, aid, mid = item[0], AccountID(item[1]), MailboxID(item[2])
+            if kind == "a":
+                out.append(
+                    MessagesAdded(aid, mid, tuple(item[3]), ModSeq(item[4]), frozenset(item[5]))
+                )
+            elif kind == "x":
+                out.append(MessagesExpunged(aid, mid, tuple(item[3]), ModSeq(item[4])))
+            elif kind == "f":
+                out.append(
+                    FlagsChanged(
+                        aid, mid, tuple((UID(u), ModSeq(m), frozenset(f)) for u, m, f in item[3])
+                    )
+                )
+            elif kind == "c":
+                out.append(MailboxCreated(aid, mid, item[3]))
+            elif kind == "r":
+                out.append(MailboxRenamed(aid, mid, item[3], item[4]))
+            elif kind == "d":
+                out.append(MailboxDeleted(aid, mid, item[3]))
+            else:
+                raise ValueError(f"unknown change record kind {kind!r}")
+    except (TypeError, IndexError, KeyError) as e:
+        raise ValueError(f"malformed change records: {e}") from e
+    return out

@@ -110,6 +110,7 @@ from ..models import (
     normalize_flag,
 )
 from . import fts
+from .follow import FOLLOW_INTERVAL, ChangeFollower
 from .schema import DELETED_BIT, FLAG_BITS, SEEN_BIT
 from .writer import Tx, Writer, as_store_error, connect
 
@@ -326,6 +327,7 @@ class SQLiteStore:
         full_text: bool = True,
         fts_worker: bool = True,
         defer_parse: bool = False,
+        follow_interval: float | None = FOLLOW_INTERVAL,
     ) -> None:
         """`full_text`: keep the text SEARCH looks in at delivery and answer
         text keys from it (`search_text`); `fts_worker`: build the trigram
@@ -337,7 +339,12 @@ class SQLiteStore:
         costs (~0.6 ms of CPU for a 16 KB message, the rest ~0.2 ms), and a
         long-running server has the worker; a short-lived process (the CLI)
         parses at once. Until the worker has been, get_facts parses on
-        demand and SEARCH reads the message, so answers are the same."""
+        demand and SEARCH reads the message, so answers are the same.
+
+        `follow_interval`: how often to look for changes other processes
+        sharing the store committed, to publish them on `changes`
+        (follow.py); None for a process without sessions to tell (the
+        CLI)."""
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DB_NAME
         self.blobs = BlobStore(self.data_dir / "blobs")
@@ -363,6 +370,8 @@ class SQLiteStore:
         # Only with the worker that parses later (needs full_text to run).
         self.defer_parse = defer_parse and full_text and fts_worker
         self._indexer: fts.TextIndexer | None = None
+        self.follow_interval = follow_interval
+        self.follower: ChangeFollower | None = None
         self.text_searches = 0  # text keys answered by search_text; for tests and metrics
         self._yielded = 0.0  # when read_content last gave the event loop a turn
 
@@ -381,6 +390,21 @@ class SQLiteStore:
         if self._writer is not None:
             return
         await asyncio.to_thread(self._open)
+        if self.follow_interval is not None and self._writer is not None:
+            follower = ChangeFollower(
+                self.db_path,
+                self.busy_timeout,
+                self._writer.origin,
+                self.changes,
+                self._kick,
+                self.follow_interval,
+            )
+            try:
+                follower.start(asyncio.get_running_loop())
+            except sqlite3.Error as e:
+                await self.close()
+                raise as_store_error(e) from e
+            self.follower = self._writer.follower = follower
 
     def _open(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -462,6 +486,9 @@ class SQLiteStore:
             conn.close()
 
     async def close(self) -> None:
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            follower.stop()
         indexer, self._indexer = self._indexer, None
         if indexer is not None:
             await asyncio.to_thread(indexer.stop)

@@ -32,6 +32,11 @@ columns/tables instead of reshaping these:
   with `contents.facts = ''` and leave the parsing (facts, `imap_*`, the
   text rows) to its background worker, which finds them through the
   partial index `contents_unparsed`; until then readers parse on demand.
+- Change records between processes (version 7): `change_log` holds the
+  change-feed records of each commit, written in the commit's own
+  transaction, so every process sharing the store (the server, `mailbag
+  deliver`, later several server processes) publishes what the others
+  changed (follow.py). Rows older than a few minutes are pruned.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ import sqlite3
 from ...errors import StoreUnavailable
 from ..models import FLAG_BIT
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # System flags as bits of messages.flags, in models.SYSTEM_FLAGS order.
 # (\\Seen 1, \\Answered 2, \\Flagged 4, \\Deleted 8, \\Draft 16: the triggers below use them.)
@@ -263,9 +268,26 @@ UPDATE schema_version SET version = 6 WHERE version = 5;
 """
 
 
+# Version 7: the change records of each commit, for the other processes that
+# share the store (follow.py). Ids only grow (the pruning in writer.py never
+# deletes the newest row, so the rowid is never reused, without the extra
+# page AUTOINCREMENT writes per commit), and writes are serialised by the
+# database lock: id order is commit order, and a reader that remembers the
+# last id it saw never misses or repeats a row.
+_V7 = """
+CREATE TABLE IF NOT EXISTS change_log (
+    id INTEGER PRIMARY KEY,
+    origin TEXT NOT NULL,                 -- the writing store's random id
+    at INTEGER NOT NULL,                  -- unix time of the commit
+    changes TEXT NOT NULL                 -- changes.encode_changes()
+);
+UPDATE schema_version SET version = 7 WHERE version = 6;
+"""
+
+
 # The script that brings a database of each version to the next (1 -> 2, FTS5,
 # is ensure_schema's own step: it may fail for want of the tokenizer).
-_STEPS = {2: _V3, 3: _V4, 4: _V5, 5: _V6}
+_STEPS = {2: _V3, 3: _V4, 4: _V5, 5: _V6, 6: _V7}
 
 
 def _migrate(conn: sqlite3.Connection, source: int, script: str) -> None:

@@ -17,6 +17,10 @@ inside a second, write-locked transaction that re-checks the rows: another
 unit (in this process or in the CLI's) may have re-added the same content
 meanwhile, and must then find the file. Contents kept in the database
 (blobs/indb.py) leave no file to collect: their bytes go with their row.
+
+The change records of a batch are also written to `change_log`, in the
+batch's transaction, so the other processes sharing the store publish them
+too (follow.py); the writer prunes rows older than CHANGE_LOG_KEEP.
 """
 
 from __future__ import annotations
@@ -25,18 +29,22 @@ import asyncio
 import concurrent.futures
 import logging
 import queue
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ...errors import StoreError, StoreUnavailable
 from ..blobs import BlobStore
-from ..changes import Change, ChangeHub
+from ..changes import Change, ChangeHub, encode_changes
 from .schema import ensure_schema
+
+if TYPE_CHECKING:
+    from .follow import ChangeFollower
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,13 @@ _STOP = object()
 # How long a batch waits for units being prepared (Writer.expect): below a
 # commit's fsync, above the usual time to parse a message.
 GATHER_WAIT = 0.002
+
+# Seconds a change_log row is kept: far longer than any process sharing the
+# store takes to read it (follow.py polls a few times a second), short
+# enough that a busy store's log stays small (one row per commit).
+CHANGE_LOG_KEEP = 600.0
+# How often a writer prunes the log (and at its first commit).
+CHANGE_LOG_PRUNE_EVERY = 30.0
 
 # Upper bound of the database file mapped per connection (see connect()).
 MMAP_SIZE = 1 << 30
@@ -134,6 +149,13 @@ class Writer:
         # time.monotonic() of the last batch with a caller's unit, so
         # background work can tell whether it competes with deliveries.
         self.foreground_at = 0.0
+        # Names this writer's rows in change_log, so the follower of the same
+        # store skips the records its own hub already had.
+        self.origin = secrets.token_hex(8)
+        self._pruned_at = 0.0
+        # Set once it runs (SQLiteStore.open): publishes the records of
+        # commits, this writer's and other processes', in commit order.
+        self.follower: ChangeFollower | None = None
         self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -309,6 +331,8 @@ class Writer:
         outcomes: list[tuple[_Job[Any], Any, Tx | None, BaseException | None]] = []
         garbage: set[str] = set()
         units = [j for j in batch if j.fn is not None]
+        # (change_log id, the batch's records) once committed with records.
+        logged: tuple[int, list[Change]] | None = None
         for job in batch:
             if job.fn is None:
                 garbage.update(job.fresh)
@@ -355,8 +379,12 @@ class Writer:
                         log.exception("store unit raised")
                     outcomes.append((job, None, None, as_store_error(e)))
             if aborted is None:
+                records = [c for _, _, tx, _ in outcomes if tx for c in tx.changes]
                 try:
+                    log_id = self._log_changes(conn, records)
                     conn.execute("COMMIT")
+                    if log_id is not None:
+                        logged = (log_id, records)
                 except sqlite3.Error as e:
                     aborted = StoreUnavailable(f"commit failed: {e}")
             if aborted is not None:
@@ -388,12 +416,51 @@ class Writer:
             if outcome is not None:
                 assert job.loop is not None
                 by_loop.setdefault(job.loop, []).append(outcome)
+        # With a follower, its loop publishes the batch's records, in
+        # change_log order among other processes' (follow.py); without one,
+        # each caller's loop publishes its units' records.
+        follower = self.follower
+        follow_loop = follower.loop if follower is not None else None
         for loop, done in by_loop.items():
             try:
-                loop.call_soon_threadsafe(self._finish, done)
+                loop.call_soon_threadsafe(
+                    self._finish,
+                    done,
+                    logged if loop is follow_loop else None,
+                    follow_loop is None,
+                )
             except RuntimeError:
                 # The caller's loop is closed; the outcome has nobody to go to.
                 pass
+        if logged is not None and follow_loop is not None and follow_loop not in by_loop:
+            assert follower is not None
+            try:
+                follow_loop.call_soon_threadsafe(follower.committed, *logged)
+            except RuntimeError:
+                pass
+
+    def _log_changes(self, conn: sqlite3.Connection, changes: list[Change]) -> int | None:
+        """Write the batch's records to change_log; its row id, or None."""
+        if not changes:
+            return None
+        now = time.time()
+        cursor = conn.execute(
+            "INSERT INTO change_log (origin, at, changes) VALUES (?, ?, ?)",
+            (self.origin, int(now), encode_changes(changes)),
+        )
+        if now - self._pruned_at >= CHANGE_LOG_PRUNE_EVERY:
+            self._pruned_at = now
+            # `at` grows with the id, so the rows to delete are the first
+            # ones: the scan stops at the first row young enough, with no
+            # index on `at` to keep up at every commit. (Should the clock
+            # step back, the rows before that one are still all old.) The row
+            # just written always stays, so ids are never reused.
+            conn.execute(
+                "DELETE FROM change_log WHERE id <"
+                " (SELECT id FROM change_log WHERE at >= ? ORDER BY id LIMIT 1)",
+                (int(now - CHANGE_LOG_KEEP),),
+            )
+        return cursor.lastrowid
 
     def _resolve(
         self,
@@ -424,19 +491,25 @@ class Writer:
         if outcome is not None:
             assert job.loop is not None
             try:
-                job.loop.call_soon_threadsafe(self._finish, [outcome])
+                job.loop.call_soon_threadsafe(self._finish, [outcome], None, True)
             except RuntimeError:
                 pass
 
-    def _finish(self, done: list[_Outcome]) -> None:
+    def _finish(
+        self, done: list[_Outcome], logged: tuple[int, list[Change]] | None, publish: bool
+    ) -> None:
         # Every change of the batch is published before any caller resumes,
         # and in commit order.
+        if logged is not None:
+            assert self.follower is not None
+            self.follower.committed(*logged)
         for future, result, changes, exc in done:
-            for change in changes:
-                try:
-                    self.hub.publish(change)
-                except Exception:
-                    log.exception("change listener failed")
+            if publish:
+                for change in changes:
+                    try:
+                        self.hub.publish(change)
+                    except Exception:
+                        log.exception("change listener failed")
             if future.cancelled():
                 continue
             if exc is not None:
