@@ -68,7 +68,18 @@ def test_records_survive_encoding() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "not json", '{"a": 1}', "[[1]]", '[["z", 1, 2]]', '[["a", 1, 2, [1]]]', "[3]"]
+    "text",
+    [
+        "",
+        "not json",
+        '{"a": 1}',
+        "[[1]]",
+        '[["z", 1, 2]]',
+        '[["a", 1, 2, [1]]]',
+        "[3]",
+        '[["f", 1, 2, [["x"]], [1, 2]]]',
+        '[["f", 1, 2, [], [1, 2, 0]]]',
+    ],
 )
 def test_malformed_records_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
