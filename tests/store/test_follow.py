@@ -9,7 +9,11 @@ with a real `mailbag deliver` process and an IMAP session in IDLE.)
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sqlite3
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -200,6 +204,59 @@ def test_old_change_log_rows_are_pruned(tmp_path: Path, monkeypatch: pytest.Monk
             assert len(rows) == 1
             (added,) = decode_changes(rows[0][0])
             assert isinstance(added, MessagesAdded) and added.uids == (4,)
+        finally:
+            await store.close()
+
+    run(go)
+
+
+@pytest.mark.parametrize("long_path", [False, True])
+def test_doorbell_wakes_the_follower_at_once(tmp_path: Path, long_path: bool) -> None:
+    """A writer rings the other followers' doorbells after its commit, so
+    they do not wait for their next look (here 60 s away). A directory too
+    deep for a socket path gets a bell in the abstract namespace."""
+    base = tmp_path / ("x" * 120 if long_path else "")
+    if not long_path:
+        # pytest's tmp_path may itself be long: a short directory of our own.
+        base = Path(tempfile.mkdtemp(prefix="mb", dir="/tmp"))
+
+    async def go() -> None:
+        server = await opened(base, follow_interval=60.0)
+        cli = await opened(base, follow_interval=None)
+        try:
+            acct, inbox = await user(server)
+            bells = os.listdir(base / "bells")
+            assert len(bells) == 1  # the server's; the CLI follows nothing
+            sub = server.changes.subscribe(acct.id)
+            started = time.monotonic()
+            r = await cli.append(inbox.id, [AppendRequest(message(1))])
+            (added,) = await collect(sub, 1, timeout=30)
+            assert isinstance(added, MessagesAdded) and added.uids == r.uids
+            assert time.monotonic() - started < 5
+        finally:
+            await cli.close()
+            await server.close()
+        # A follower that stops takes its bell along.
+        assert os.listdir(base / "bells") == []
+
+    try:
+        run(go)
+    finally:
+        if not long_path:
+            shutil.rmtree(base)
+
+
+def test_bell_nobody_answers_is_removed(tmp_path: Path) -> None:
+    """What a follower that died left in bells/ goes at the next ring."""
+
+    async def go() -> None:
+        store = await opened(tmp_path, follow_interval=None)
+        try:
+            _, inbox = await user(store)
+            (tmp_path / "bells").mkdir(exist_ok=True)
+            (tmp_path / "bells" / "0123456789abcdef").touch()
+            await store.append(inbox.id, [AppendRequest(message(1))])
+            assert os.listdir(tmp_path / "bells") == []
         finally:
             await store.close()
 

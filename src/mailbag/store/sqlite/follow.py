@@ -15,29 +15,37 @@ caller resumes), and every record, own or not, is published in `change_log`
 id order, which is commit order (writes are serialised by the database lock).
 The follower never publishes past an own row whose callback has not run yet.
 
-How others' commits are noticed: `PRAGMA data_version` on the follower's
-connection changes when another connection commits, and is checked every
-FOLLOW_INTERVAL seconds (one cheap statement; the rows are read only when it
-changed). Dovecot's IDLE uses inotify on its index log for this; a doorbell
-socket between the processes would cut the delay further.
+How others' commits are noticed: each follower binds a datagram socket, its
+doorbell, in the store's `bells/` directory, and a writer that committed
+records sends one byte to every other doorbell there (writer.Bells): the
+follower reads the new rows at once (~0.1 ms after the commit instead of up
+to the polling interval), as Dovecot's IDLE wakes on inotify of its index
+log. Should a ring be lost (a full socket buffer, a follower that started
+after the writer last listed the directory), `PRAGMA data_version`, which
+changes when another connection commits, is also checked every
+FOLLOW_INTERVAL seconds (one cheap statement; rows are read only when it
+changed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 from ..changes import Change, ChangeHub, decode_changes
-from .writer import connect
+from .writer import BELLS_DIR, bell_address, connect
 
 log = logging.getLogger(__name__)
 
 # Seconds between two looks at data_version: the most another process's
-# delivery waits before this process's sessions hear of it.
-FOLLOW_INTERVAL = 0.05
+# delivery waits before this process's sessions hear of it when its ring
+# was lost.
+FOLLOW_INTERVAL = 0.5
 
 
 class ChangeFollower:
@@ -65,6 +73,8 @@ class ChangeFollower:
         # Own commits' records by change_log id, until published in order.
         self._local: dict[int, list[Change]] = {}
         self._gap_logged = False
+        self._bell: socket.socket | None = None
+        self._bell_path = db_path.parent / BELLS_DIR / origin
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Begin after the rows committed so far (blocking; on `loop`'s thread)."""
@@ -80,6 +90,46 @@ class ChangeFollower:
         self._conn = conn
         self.loop = loop
         self._handle = loop.call_later(self.interval, self._tick)
+        try:
+            self._open_bell(loop)
+        except OSError as e:
+            # Polling alone still works, only slower.
+            log.warning("no doorbell for changes of other processes: %s", e)
+
+    def _open_bell(self, loop: asyncio.AbstractEventLoop) -> None:
+        directory = self._bell_path.parent
+        directory.mkdir(mode=0o700, exist_ok=True)
+        address = bell_address(directory, self.origin)
+        bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            bell.setblocking(False)
+            bell.bind(address)
+            if isinstance(address, bytes):
+                # Abstract: the file only names it, made once it can be rung.
+                self._bell_path.touch(0o600)
+            loop.add_reader(bell.fileno(), self._rung)
+        except BaseException:
+            bell.close()
+            with contextlib.suppress(OSError):
+                self._bell_path.unlink()
+            raise
+        self._bell = bell
+
+    def _rung(self) -> None:
+        bell = self._bell
+        if bell is None:
+            return
+        try:
+            while bell.recv(64):
+                pass
+        except OSError:
+            pass  # drained
+        try:
+            self.poll()
+        except sqlite3.Error as e:
+            log.warning("reading other processes' changes failed: %s", e)
+        except Exception:
+            log.exception("publishing other processes' changes failed")
 
     def stop(self) -> None:
         """Stop following (on the loop's thread). Own records still committed
@@ -87,6 +137,13 @@ class ChangeFollower:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        bell, self._bell = self._bell, None
+        if bell is not None:
+            if self.loop is not None:
+                self.loop.remove_reader(bell.fileno())
+            bell.close()
+            with contextlib.suppress(OSError):
+                self._bell_path.unlink()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import hashlib
 import logging
+import os
 import queue
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -86,6 +90,61 @@ GATHER_WAIT = 0.002
 CHANGE_LOG_KEEP = 600.0
 # How often a writer prunes the log (and at its first commit).
 CHANGE_LOG_PRUNE_EVERY = 30.0
+
+# The followers' doorbells (follow.py): datagram sockets named by the
+# follower's origin, or, when that path is too long for a socket address
+# (108 bytes on Linux; test directories get there), plain files naming a
+# socket in Linux's abstract namespace.
+BELLS_DIR = "bells"
+# How long a writer trusts its listing of the doorbells.
+BELLS_RELIST = 1.0
+_MAX_SOCKET_PATH = 100
+
+
+def bell_address(directory: Path, name: str) -> str | bytes:
+    path = str(directory / name)
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(directory)).hexdigest()[:32]
+    return f"\0mailbag-bell-{digest}-{name}".encode()
+
+
+class Bells:
+    """The doorbells of a store's followers, as a writer rings them."""
+
+    def __init__(self, directory: Path, own: str) -> None:
+        self.directory = directory
+        self.own = own
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._listed_at = -BELLS_RELIST
+        self._names: list[str] = []
+
+    def ring(self) -> None:
+        """Wake every other follower (any thread; never blocks)."""
+        now = time.monotonic()
+        if now - self._listed_at >= BELLS_RELIST:
+            self._listed_at = now
+            try:
+                self._names = [n for n in os.listdir(self.directory) if n != self.own]
+            except FileNotFoundError:
+                self._names = []
+        for name in self._names:
+            try:
+                self._sock.sendto(b"!", bell_address(self.directory, name))
+            except (ConnectionRefusedError, FileNotFoundError):
+                # Nobody reads it: a follower that died without closing (a
+                # follower binds before its name appears here).
+                with contextlib.suppress(OSError):
+                    (self.directory / name).unlink()
+                self._listed_at = -BELLS_RELIST
+            except OSError:
+                # Full (it has rings to read already) or going away.
+                pass
+
+    def close(self) -> None:
+        self._sock.close()
+
 
 # Upper bound of the database file mapped per connection (see connect()).
 MMAP_SIZE = 1 << 30
@@ -156,6 +215,7 @@ class Writer:
         # Set once it runs (SQLiteStore.open): publishes the records of
         # commits, this writer's and other processes', in commit order.
         self.follower: ChangeFollower | None = None
+        self.bells = Bells(path.parent / BELLS_DIR, self.origin)
         self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -293,6 +353,7 @@ class Writer:
                         self._resolve_now(job, None, (), StoreUnavailable(f"writer failed: {e}"))
         finally:
             conn.close()
+            self.bells.close()
 
     def _gather(self, batch: list[_Job[Any]]) -> bool:
         """Add the units queued now to `batch`, and those being prepared,
@@ -401,6 +462,9 @@ class Writer:
                 self.foreground_at = time.monotonic()
             for job, _, tx, _ in outcomes:
                 garbage.update(tx.garbage if tx is not None else job.fresh)
+        if logged is not None:
+            # The other processes' followers read the new row now.
+            self.bells.ring()
         # Files go before the callers hear back, so a caller that deleted the
         # last reference never reads the bytes again.
         self._collect(conn, garbage)
