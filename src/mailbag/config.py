@@ -66,6 +66,8 @@ class Config:
     log_level: str = "INFO"
     # "asyncio" (the standard loop) or "uvloop" (optional extra `mailbag[uvloop]`).
     event_loop: str = "asyncio"
+    # Server processes sharing the store (net/workers.py); 1 = this process.
+    workers: int = 1
 
     def with_overrides(self, **kw: Any) -> Config:
         return replace(self, **kw)
@@ -102,6 +104,7 @@ def _expect(value: object, kind: type | tuple[type, ...], where: str, what: str)
 
 
 EVENT_LOOPS = ("asyncio", "uvloop")
+MAX_WORKERS = 64
 
 _SCHEMA: dict[str, dict[str, str]] = {
     "server": {
@@ -110,6 +113,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
         "data_dir": "data_dir",
         "log_level": "log_level",
         "event_loop": "event_loop",
+        "workers": "workers",
     },
     "listeners": {p: p for p in PROTOCOLS},
     "tls": {
@@ -179,6 +183,11 @@ def _convert(name: str, value: Any, where: str) -> Any:
         return Path(_expect(value, str, where, "a path string")).expanduser()
     if name in ("allow_plaintext_auth", "plaintext_auth_loopback", "pop3_apop"):
         return _expect(value, bool, where, "true or false")
+    if name == "workers":
+        v = _expect(value, int, where, "a number of processes")
+        if not 1 <= v <= MAX_WORKERS:
+            raise ConfigError(f"{where}: expected 1 to {MAX_WORKERS} processes, got {v}")
+        return v
     if name in ("max_message_size", "max_recipients"):
         v = _expect(value, int, where, "a positive integer")
         if v <= 0:

@@ -17,7 +17,7 @@ import click
 
 from ..auth.addresses import BadAddress, domain_of, normalize_address
 from ..auth.passwords import hash_password
-from ..config import EVENT_LOOPS, PROTOCOLS, Config, load_config, parse_port
+from ..config import EVENT_LOOPS, MAX_WORKERS, PROTOCOLS, Config, load_config, parse_port
 from ..errors import AlreadyExists, ConfigError, MailbagError, NotFound
 from ..store.interface import Store
 
@@ -55,7 +55,8 @@ def prepare_data_dir(path: Path) -> None:
     """Create the data dir (private) and check we can write there."""
     try:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        probe = path / ".write-test"
+        # Named by process: the workers of `serve --workers` check at once.
+        probe = path / f".write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
@@ -158,12 +159,19 @@ def _port_options(f: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Choice(list(EVENT_LOOPS)),
     help="asyncio (default) or uvloop (pip install 'mailbag[uvloop]').",
 )
+@click.option(
+    "--workers",
+    default=None,
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Server processes sharing the store (default 1).",
+)
 def serve(
     config_path: Path | None,
     data_dir: Path | None,
     host: str | None,
     log_level: str | None,
     event_loop: str | None,
+    workers: int | None,
     **ports: Any,
 ) -> None:
     """Run the mail server until SIGTERM or SIGINT."""
@@ -173,6 +181,7 @@ def serve(
         host=host,
         log_level=log_level.upper() if log_level else None,
         event_loop=event_loop,
+        workers=workers,
     )
     port_map = dict(cfg.ports)
     for proto in PROTOCOLS:
@@ -182,6 +191,11 @@ def serve(
     cfg = replace(cfg, ports=port_map)
     setup_logging(cfg.log_level)
     prepare_data_dir(cfg.data_dir)
+    from ..net.workers import worker_identity
+
+    worker = worker_identity()
+    if worker is None and cfg.workers > 1:
+        sys.exit(_supervise(cfg))
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if cfg.event_loop == "uvloop":
         try:
@@ -194,7 +208,7 @@ def serve(
         loop_factory = uvloop.new_event_loop
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            code = runner.run(_serve(cfg))
+            code = runner.run(_serve(cfg, worker))
     except ConfigError as e:
         fail(str(e), EX_CONFIG)
     except KeyboardInterrupt:
@@ -202,9 +216,67 @@ def serve(
     sys.exit(code)
 
 
-async def _serve(cfg: Config) -> int:
+def _print_started(
+    cfg: Config, listening: list[tuple[str, str, int]], tls_created: bool, tls_fingerprint: str
+) -> None:
+    for protocol, host, port in listening:
+        host = f"[{host}]" if ":" in host else host
+        print(f"mailbag: {protocol} listening on {host}:{port}", flush=True)
+    if tls_created:
+        print(
+            f"mailbag: created a self-signed TLS certificate in {cfg.data_dir / 'tls'}", flush=True
+        )
+    print(f"mailbag: TLS certificate SHA-256 fingerprint {tls_fingerprint}", flush=True)
+
+
+def _print_no_users_hint(cfg: Config) -> None:
+    print(
+        "mailbag: no users yet; add one with: "
+        f"mailbag user add alice@{cfg.default_domain} --data-dir {cfg.data_dir}",
+        flush=True,
+    )
+
+
+def _supervise(cfg: Config) -> int:
+    """`serve --workers N`: bind, start N worker processes, supervise them."""
+    from ..net.server import tls_files
+    from ..net.tls import fingerprint
+    from ..net.workers import Supervisor, bind_listeners
+
+    try:
+        # Before the workers: the store is created or migrated and swept by
+        # one process, and a store that cannot open fails here, once.
+        accounts = with_store(cfg, lambda s: s.list_accounts())
+        cert, _, created = tls_files(cfg)
+        listeners = bind_listeners(cfg)
+    except ConfigError as e:
+        fail(str(e), EX_CONFIG)
+        return EX_CONFIG
+    except MailbagError as e:
+        fail(f"cannot open the store: {e}", EX_TEMPFAIL)
+        return EX_TEMPFAIL
+    supervisor = Supervisor(cfg.workers, listeners, sys.argv[1:])
+    supervisor.watch_signals()
+    if not supervisor.start():
+        fail("a worker process did not start (its log is above)", EX_TEMPFAIL)
+        return EX_TEMPFAIL
+    listening = [
+        (protocol, str(sock.getsockname()[0]), int(sock.getsockname()[1]))
+        for protocol, socks in listeners.items()
+        for sock in socks
+    ]
+    _print_started(cfg, listening, created, fingerprint(cert))
+    if not accounts:
+        _print_no_users_hint(cfg)
+    code = supervisor.run()
+    print("mailbag: stopped", flush=True)
+    return code
+
+
+async def _serve(cfg: Config, worker: tuple[int, int] | None = None) -> int:
     from ..net.memory import fix_malloc_threshold
     from ..net.server import MailServer
+    from ..net.workers import inherited_listeners, report_ready
 
     fix_malloc_threshold()
     # Handlers first: a SIGTERM that arrives while we start must still stop us cleanly.
@@ -212,22 +284,22 @@ async def _serve(cfg: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = MailServer(cfg)
+    if worker is None:
+        server = MailServer(cfg)
+    else:
+        server = MailServer(cfg, sockets=inherited_listeners(), worker=worker)
     listening = await server.start()
-    for item in listening:
-        host = f"[{item.host}]" if ":" in item.host else item.host
-        print(f"mailbag: {item.protocol} listening on {host}:{item.port}", flush=True)
-    if server.tls_created:
-        print(
-            f"mailbag: created a self-signed TLS certificate in {cfg.data_dir / 'tls'}", flush=True
+    if worker is None:
+        _print_started(
+            cfg,
+            [(item.protocol, item.host, item.port) for item in listening],
+            server.tls_created,
+            server.tls_fingerprint,
         )
-    print(f"mailbag: TLS certificate SHA-256 fingerprint {server.tls_fingerprint}", flush=True)
-    if not await server.store.list_accounts():
-        print(
-            "mailbag: no users yet; add one with: "
-            f"mailbag user add alice@{cfg.default_domain} --data-dir {cfg.data_dir}",
-            flush=True,
-        )
+        if not await server.store.list_accounts():
+            _print_no_users_hint(cfg)
+    else:
+        report_ready()
     # Everything alive now (modules, config, the server) lives as long as the
     # process: moved out of the collector's generations, a full collection
     # no longer walks it, and such a collection is a pause of the one event
@@ -237,7 +309,8 @@ async def _serve(cfg: Config) -> int:
     await stop.wait()
     logging.getLogger("mailbag.server").info("stopping")
     await server.stop()
-    print("mailbag: stopped", flush=True)
+    if worker is None:
+        print("mailbag: stopped", flush=True)
     return 0
 
 

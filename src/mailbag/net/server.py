@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..auth.service import Authenticator
 from ..config import Config
-from ..errors import ConfigError
 from ..session.base import Channel, Session
 from ..session.context import ServerContext
 from ..session.delivery import Delivery
@@ -24,6 +24,7 @@ from ..store.interface import Store
 from .connection import Connection
 from .driver import ConnectionChannel, Driver
 from .tls import ensure_self_signed, fingerprint, server_context
+from .workers import LISTEN_BACKLOG, listen_error
 
 log = logging.getLogger("mailbag.server")
 
@@ -58,17 +59,42 @@ def session_factory(protocol: str, ctx: ServerContext) -> Callable[[Channel], Se
     raise ValueError(protocol)
 
 
-def open_default_store(config: Config) -> Store:
+def open_default_store(config: Config, worker: tuple[int, int] | None = None) -> Store:
+    """The store of a server, or of worker `worker` = (index, count) of
+    several server processes (`serve --workers`)."""
     from ..store.sqlite.backend import SQLiteStore
 
-    # A server runs the background worker, so delivery can leave parsing to it.
-    return SQLiteStore(config.data_dir, defer_parse=True)
+    if worker is None:
+        # A server runs the background worker, so delivery can leave parsing to it.
+        return SQLiteStore(config.data_dir, defer_parse=True)
+    # One process runs the background worker (two would race for the same
+    # work); the others leave parsing to it, as it learns of their
+    # deliveries through the change log.
+    return SQLiteStore(
+        config.data_dir, defer_parse=True, fts_worker=worker[0] == 0, multi_process=True
+    )
+
+
+def tls_files(cfg: Config) -> tuple[Path, Path, bool]:
+    """(certificate, key, whether a self-signed pair was created now)."""
+    if cfg.tls_cert is not None and cfg.tls_key is not None:
+        return cfg.tls_cert, cfg.tls_key, False
+    return ensure_self_signed(cfg.data_dir, cfg.hostname)
 
 
 class MailServer:
-    def __init__(self, config: Config, store: Store | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store | None = None,
+        sockets: dict[str, list[socket.socket]] | None = None,
+        worker: tuple[int, int] | None = None,
+    ) -> None:
+        """`sockets`: listening sockets bound by a parent process, used
+        instead of binding the configured ports (`serve --workers`)."""
         self.config = config
-        self.store: Store = store if store is not None else open_default_store(config)
+        self.store: Store = store if store is not None else open_default_store(config, worker)
+        self.sockets = sockets
         self.tls: ssl.SSLContext | None = None
         self.tls_fingerprint = ""
         self.tls_created = False
@@ -79,11 +105,7 @@ class MailServer:
         self.ctx: ServerContext | None = None
 
     def _load_tls(self) -> None:
-        cfg = self.config
-        if cfg.tls_cert is not None and cfg.tls_key is not None:
-            cert, key = cfg.tls_cert, cfg.tls_key
-        else:
-            cert, key, self.tls_created = ensure_self_signed(cfg.data_dir, cfg.hostname)
+        cert, key, self.tls_created = tls_files(self.config)
         self.tls = server_context(cert, key)
         self.tls_fingerprint = fingerprint(cert)
 
@@ -98,18 +120,28 @@ class MailServer:
         )
         self.ctx = ServerContext(self.config, self.store, auth, Delivery(self.store, self.config))
         try:
-            for protocol, port in self.config.ports.items():
-                if port is None:
-                    continue
-                factory = session_factory(protocol, self.ctx)
-                await self._listen(protocol, port, factory)
+            if self.sockets is not None:
+                for protocol, socks in self.sockets.items():
+                    factory = session_factory(protocol, self.ctx)
+                    for sock in socks:
+                        await self._listen(protocol, 0, factory, sock)
+            else:
+                for protocol, port in self.config.ports.items():
+                    if port is None:
+                        continue
+                    factory = session_factory(protocol, self.ctx)
+                    await self._listen(protocol, port, factory)
         except BaseException:
             await self.stop()
             raise
         return self.listening
 
     async def _listen(
-        self, protocol: str, port: int, factory: Callable[[Channel], Session]
+        self,
+        protocol: str,
+        port: int,
+        factory: Callable[[Channel], Session],
+        sock: socket.socket | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         implicit = protocol in IMPLICIT_TLS
@@ -122,24 +154,26 @@ class MailServer:
             return conn
 
         try:
-            server = await loop.create_server(
-                on_connect,
-                self.config.host,
-                port,
-                ssl=self.tls if implicit else None,
-                ssl_handshake_timeout=30.0 if implicit else None,
-                reuse_address=True,
-                backlog=1024,
-            )
+            if sock is not None:
+                server = await loop.create_server(
+                    on_connect,
+                    sock=sock,
+                    ssl=self.tls if implicit else None,
+                    ssl_handshake_timeout=30.0 if implicit else None,
+                    backlog=LISTEN_BACKLOG,
+                )
+            else:
+                server = await loop.create_server(
+                    on_connect,
+                    self.config.host,
+                    port,
+                    ssl=self.tls if implicit else None,
+                    ssl_handshake_timeout=30.0 if implicit else None,
+                    reuse_address=True,
+                    backlog=LISTEN_BACKLOG,
+                )
         except OSError as e:
-            if e.errno == errno.EADDRINUSE:
-                raise ConfigError(
-                    f"{protocol}: port {port} on {self.config.host} is already in use "
-                    f"(choose another with --{protocol}-port, or 'off')"
-                ) from None
-            raise ConfigError(
-                f"{protocol}: cannot listen on {self.config.host}:{port}: {e.strerror}"
-            ) from None
+            raise listen_error(protocol, self.config.host, port, e) from None
         self._servers.append(server)
         for sock in server.sockets:
             host, bound = sock.getsockname()[:2]

@@ -33,9 +33,12 @@ How the invariants of DESIGN.md §2 hold here:
 Cross-process use: the CLI opens the same directory while the server runs.
 Nothing about accounts, mailboxes or UIDNEXT is cached in memory; every write
 reads what it needs inside its own BEGIN IMMEDIATE transaction, and readers
-always see the latest commit. Change records of the other process are not seen
-(the feed is in-process). POP3 maildrop locks are in-process only (a set in
-this object): only the server process runs POP3 sessions.
+always see the latest commit. Change records cross processes through
+`change_log` (follow.py). POP3 maildrop locks are flock()s on a file per
+account, so they hold between server processes too, and go with a process
+that dies. \\Recent claims are decided in memory unless `multi_process`
+(several server processes run IMAP sessions), where they are committed
+before SELECT answers.
 
 Full-text search (fts.py): the case-folded text SEARCH looks in is extracted
 with the facts in the parsing worker thread and stored in the unit that
@@ -120,6 +123,8 @@ T = TypeVar("T")
 
 DB_NAME = "mailbag.db"
 LOCK_NAME = "mailbag.lock"
+# POP3 maildrop lock files, one per account that ever logged in over POP3.
+LOCKS_DIR = "locks"
 MAX_UID = 2**32 - 1
 # Point reads below this many UIDs run on the caller's thread.
 _DIRECT_UIDS = 64
@@ -328,6 +333,7 @@ class SQLiteStore:
         fts_worker: bool = True,
         defer_parse: bool = False,
         follow_interval: float | None = FOLLOW_INTERVAL,
+        multi_process: bool = False,
     ) -> None:
         """`full_text`: keep the text SEARCH looks in at delivery and answer
         text keys from it (`search_text`); `fts_worker`: build the trigram
@@ -344,7 +350,12 @@ class SQLiteStore:
         `follow_interval`: how often to look for changes other processes
         sharing the store committed, to publish them on `changes`
         (follow.py); None for a process without sessions to tell (the
-        CLI)."""
+        CLI).
+
+        `multi_process`: one of several server processes sharing the store
+        (`mailbag serve --workers`): \\Recent claims are committed before
+        they are answered, and `defer_parse` holds without `fts_worker`,
+        because one of the others runs the worker."""
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / DB_NAME
         self.blobs = BlobStore(self.data_dir / "blobs")
@@ -361,14 +372,17 @@ class SQLiteStore:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._lock_fd: int | None = None
-        self._maildrops: set[AccountID] = set()
+        # Open lock files of the maildrops this process holds (flock'ed).
+        self._maildrops: dict[AccountID, int] = {}
         # \Recent claims (first_recent_uid) not known to be committed yet.
         self._recent_claims: dict[MailboxID, int] = {}
         self._recent_lock = threading.Lock()
         self.full_text = full_text
         self.fts_worker = fts_worker
-        # Only with the worker that parses later (needs full_text to run).
-        self.defer_parse = defer_parse and full_text and fts_worker
+        self.multi_process = multi_process
+        # Only with a worker that parses later (needs full_text to run), here
+        # or, with multi_process, in another process.
+        self.defer_parse = defer_parse and full_text and (fts_worker or multi_process)
         self._indexer: fts.TextIndexer | None = None
         self.follow_interval = follow_interval
         self.follower: ChangeFollower | None = None
@@ -504,6 +518,9 @@ class SQLiteStore:
         for conn in readers:
             conn.close()
         self._local = threading.local()
+        maildrops, self._maildrops = self._maildrops, {}
+        for fd in maildrops.values():
+            os.close(fd)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -944,8 +961,10 @@ class SQLiteStore:
         # that write is queued without waiting for it. \Recent need not survive
         # a crash (Dovecot keeps it with lazy index writes), and a SELECT must
         # not wait for a commit and its fsync behind other units (issue 4).
-        # In-memory claims are per process, like maildrop locks: only the
-        # server process runs IMAP sessions.
+        # In-memory claims are per process: with several server processes
+        # the claim is a write unit of its own, committed before the answer.
+        if self.multi_process:
+            return await self._w().run(lambda tx: self._claim_recent_now(tx.conn, mailbox_id))
         with self._recent_lock:
             rows = self._q(
                 "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
@@ -959,6 +978,21 @@ class SQLiteStore:
             # Every message is below UIDNEXT, so none is recent any more.
             self._recent_claims[mailbox_id] = uidnext
         self._write_recent_claim(mailbox_id, uidnext)
+        return UID(first)
+
+    @staticmethod
+    def _claim_recent_now(conn: sqlite3.Connection, mailbox_id: MailboxID) -> UID:
+        rows = conn.execute(
+            "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchall()
+        if not rows:
+            raise NotFound("mailbox does not exist")
+        first, uidnext = rows[0]
+        if first < uidnext:
+            conn.execute(
+                "UPDATE mailboxes SET first_recent_uid = ?, recent_count = 0 WHERE id = ?",
+                (uidnext, mailbox_id),
+            )
         return UID(first)
 
     def _claimed(self, box: Mailbox) -> Mailbox:
@@ -1477,15 +1511,31 @@ class SQLiteStore:
         (for tests and tools); False when it is not running or on timeout."""
         return self._indexer is not None and self._indexer.drain(timeout)
 
-    # ---- POP3 maildrop lock (in-process; see module docstring) ---------------
+    # ---- POP3 maildrop lock ---------------------------------------------------
     def try_lock_maildrop(self, account_id: AccountID) -> bool:
+        # flock() locks belong to the open file: a second open in this
+        # process conflicts like one in another server process, and a
+        # process that dies drops its locks with its files.
         if account_id in self._maildrops:
             return False
-        self._maildrops.add(account_id)
+        path = self.data_dir / LOCKS_DIR / f"maildrop-{int(account_id)}"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._maildrops[account_id] = fd
         return True
 
     def unlock_maildrop(self, account_id: AccountID) -> None:
-        self._maildrops.discard(account_id)
+        fd = self._maildrops.pop(account_id, None)
+        if fd is not None:
+            os.close(fd)  # closing drops the flock
 
     # ---- checks for tests and `mailbag fsck`-like tools ----------------------
     def verify(self) -> tuple[list[str], list[str]]:
