@@ -273,9 +273,10 @@ class Target:
 class MailbagTarget(Target):
     name = "mailbag"
 
-    def __init__(self, root: Path, event_loop: str = "asyncio") -> None:
+    def __init__(self, root: Path, event_loop: str = "asyncio", workers: int = 1) -> None:
         self.data_dir = root / "mailbag"
         self.event_loop = event_loop
+        self.workers = workers
         # Server defaults, except: a session in IDLE is logged out after
         # command_timeout (300 s), not the 30-minute autologout (RFC 9051 §5.4,
         # RFC 2177 §3); setting up 10,000 idle sessions takes longer than that.
@@ -298,7 +299,14 @@ class MailbagTarget(Target):
     def _serve(self) -> ServeProcess:
         return ServeProcess(
             self.data_dir,
-            extra_args=["--log-level", "WARNING", "--event-loop", self.event_loop],
+            extra_args=[
+                "--log-level",
+                "WARNING",
+                "--event-loop",
+                self.event_loop,
+                "--workers",
+                str(self.workers),
+            ],
             config=self.config,
         ).start()
 
@@ -1190,6 +1198,12 @@ def main() -> int:
         default="asyncio",
         help="mailbag's event loop (`mailbag serve --event-loop`)",
     )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="mailbag's server processes (`mailbag serve --workers`)",
+    )
     ap.add_argument("--big", action="store_true", help="100k-message variant, mailbag only")
     ap.add_argument("--dovecot-plain", action="store_true", help="Dovecot with {PLAIN} passwords")
     ap.add_argument("--seed", type=int, default=42)
@@ -1226,7 +1240,9 @@ def main() -> int:
     run.log(f"corpus: {args.messages} messages, {mb:.1f} MB in {time.perf_counter() - t0:.1f} s")
 
     with tempfile.TemporaryDirectory(prefix="mailbag-bench-") as tmp:
-        targets: list[Callable[[], Target]] = [lambda: MailbagTarget(Path(tmp), args.event_loop)]
+        targets: list[Callable[[], Target]] = [
+            lambda: MailbagTarget(Path(tmp), args.event_loop, args.workers)
+        ]
         ks = [k_mailbag]
         if not args.mailbag_only:
             if dovecot_binary():
@@ -1259,7 +1275,9 @@ def main() -> int:
     servers = " vs ".join(run.results)
     idle = f"K={k_mailbag}" + ("" if args.mailbag_only else f"/{args.idle}")
     print(
-        f"\n{servers}: N={args.messages} messages ({mb:.1f} MB); mailbag on {args.event_loop};"
+        f"\n{servers}: N={args.messages} messages ({mb:.1f} MB); mailbag on {args.event_loop}"
+        + (f" x {args.workers} workers" if args.workers > 1 else "")
+        + ";"
         f" phases {','.join(args.only)}"
         + (f"; {idle} idle" if "idle" in args.only else "")
         + (
@@ -1279,6 +1297,7 @@ def main() -> int:
                 {
                     "messages": args.messages,
                     "event_loop": args.event_loop,
+                    "workers": args.workers,
                     "MB": mb,
                     "idle": {"mailbag": k_mailbag, "dovecot": args.idle},
                     "phases": list(args.only),

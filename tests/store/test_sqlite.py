@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import sqlite3
 import stat
 import sys
@@ -259,6 +260,30 @@ def test_writer_waits_for_another_writer(tmp_path: Path) -> None:
             # with the next batch.
             assert (await store.append(inbox.id, [AppendRequest(message(3))])).uids == (2,)
             assert store.verify() == ([], [])
+        finally:
+            await store.close()
+
+    run(go)
+
+
+def test_writers_of_several_processes_take_turns_at_the_write_lock(tmp_path: Path) -> None:
+    """Every writer takes write.lock (flock) around its transactions, so one
+    waits for another's commit without SQLite's sleeping busy handler."""
+    import fcntl
+
+    async def go() -> None:
+        store = await opened(tmp_path)
+        try:
+            _, inbox = await user(store)
+            fd = os.open(tmp_path / "write.lock", os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # another process's writer, mid-commit
+            asyncio.get_running_loop().call_later(0.3, fcntl.flock, fd, fcntl.LOCK_UN)
+            started = time.monotonic()
+            r = await store.append(inbox.id, [AppendRequest(message(1))])
+            assert r.uids == (1,) and time.monotonic() - started >= 0.25
+            # Released after the commit: the other writer gets it at once.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.close(fd)
         finally:
             await store.close()
 

@@ -410,7 +410,7 @@ class SQLiteStore:
                 self.busy_timeout,
                 self._writer.origin,
                 self.changes,
-                self._kick,
+                self._remote_commit,
                 self.follow_interval,
             )
             try:
@@ -558,6 +558,15 @@ class SQLiteStore:
             return await self._w().run(fn, fresh)
         finally:
             self._kick()
+
+    def _remote_commit(self) -> None:
+        # Another process delivered: for the background worker that is mail
+        # arriving, as much as our own writer's commits (it holds off while
+        # mail arrives, and a server process that runs it while another
+        # takes the deliveries must not take the write lock from them).
+        if self._writer is not None:
+            self._writer.foreground_at = time.monotonic()
+        self._kick()
 
     def _kick(self) -> None:
         # The unit may have added text rows or detached some from deleted

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -146,6 +147,9 @@ class Bells:
         self._sock.close()
 
 
+# Taken by every writer of the store around its write transactions (_lock_writes).
+WRITE_LOCK_NAME = "write.lock"
+
 # Upper bound of the database file mapped per connection (see connect()).
 MMAP_SIZE = 1 << 30
 
@@ -216,6 +220,8 @@ class Writer:
         # commits, this writer's and other processes', in commit order.
         self.follower: ChangeFollower | None = None
         self.bells = Bells(path.parent / BELLS_DIR, self.origin)
+        self._write_lock_fd = -1
+        self._write_locked = False
         self._queue: queue.SimpleQueue[_Job[Any] | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -324,9 +330,19 @@ class Writer:
             self._ready.set()
             return
         try:
+            self._write_lock_fd = os.open(
+                self.path.parent / WRITE_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+            )
+        except OSError as e:
+            conn.close()
+            self._start_error = StoreUnavailable(f"cannot open the write lock: {e}")
+            self._ready.set()
+            return
+        try:
             ensure_schema(conn)
         except BaseException as e:
             conn.close()
+            os.close(self._write_lock_fd)
             self._start_error = as_store_error(e)
             self._ready.set()
             return
@@ -349,11 +365,50 @@ class Writer:
                             conn.execute("ROLLBACK")
                         except sqlite3.Error:
                             log.exception("rollback failed")
+                    self._unlock_writes()
                     for job in batch:
                         self._resolve_now(job, None, (), StoreUnavailable(f"writer failed: {e}"))
         finally:
             conn.close()
             self.bells.close()
+            os.close(self._write_lock_fd)
+
+    def _lock_writes(self) -> None:
+        """Take the store's write lock file before SQLite's write lock.
+
+        Several processes write one store (`serve --workers`, the CLI). SQLite
+        makes a writer that finds the database locked sleep 1, 2, 5, 10, 15,
+        20, 25 ... ms between tries, whatever the holder does: two workers
+        delivering over LMTP spent more time asleep than committing (four
+        lock-step connections over two workers: ~400 msg/s, against ~550
+        over one). This flock is tried every 20 µs to 1 ms instead, so the
+        next writer starts ~0.1 ms after the commit before it, and SQLite's
+        lock is then free. Alone, it costs two system calls a commit.
+        """
+        if self._write_locked:
+            return
+        fd = self._write_lock_fd
+        delay = 20e-6
+        deadline = 0.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._write_locked = True
+                return
+            except BlockingIOError:
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + self.busy_timeout
+                elif now > deadline:
+                    # SQLite's busy timeout decides what happens next.
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 0.001)
+
+    def _unlock_writes(self) -> None:
+        if self._write_locked:
+            self._write_locked = False
+            fcntl.flock(self._write_lock_fd, fcntl.LOCK_UN)
 
     def _gather(self, batch: list[_Job[Any]]) -> bool:
         """Add the units queued now to `batch`, and those being prepared,
@@ -399,8 +454,10 @@ class Writer:
                 garbage.update(job.fresh)
         if units:
             try:
+                self._lock_writes()
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as e:
+                self._unlock_writes()
                 # Not even the lock: collecting would wait as long again, so
                 # the files are left for the next batch.
                 err = StoreUnavailable(f"database busy or failing: {e}")
@@ -460,6 +517,7 @@ class Writer:
                 # numbers describe the callers' group commits.
                 self.commits += 1
                 self.foreground_at = time.monotonic()
+            self._unlock_writes()
             for job, _, tx, _ in outcomes:
                 garbage.update(tx.garbage if tx is not None else job.fresh)
         if logged is not None:
@@ -594,6 +652,7 @@ class Writer:
         if not cids:
             return
         try:
+            self._lock_writes()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for cid in sorted(cids):
@@ -608,7 +667,9 @@ class Writer:
                         self.blobs.remove(cid)
             finally:
                 conn.execute("COMMIT")
+                self._unlock_writes()
         except (sqlite3.Error, OSError) as e:
+            self._unlock_writes()
             # Retried after the next batch; a crash before that leaves them
             # to the sweep at the next open.
             log.warning("removing unreferenced content files failed: %s", e)
