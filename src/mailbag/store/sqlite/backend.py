@@ -973,6 +973,11 @@ class SQLiteStore:
         # In-memory claims are per process: with several server processes
         # the claim is a write unit of its own, committed before the answer.
         if self.multi_process:
+            rows = self._q(
+                "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+            )
+            if rows and rows[0][0] >= rows[0][1]:
+                return UID(rows[0][0])  # nothing to claim: no write to wait for
             return await self._w().run(lambda tx: self._claim_recent_now(tx.conn, mailbox_id))
         with self._recent_lock:
             rows = self._q(
