@@ -120,6 +120,8 @@ def test_port_off_and_taken_port(tmp_path: Path) -> None:
         ("[limits]\nmax_message_size = -1\n", b"[limits] max_message_size"),
         ("[pop3]\ndelete_mode = 'sometimes'\n", b"[pop3] delete_mode: expected one of"),
         ("[server]\nevent_loop = 'trio'\n", b"[server] event_loop: expected one of"),
+        ("[server]\nworkers = 0\n", b"[server] workers: expected 1 to 64 processes"),
+        ("[server]\nworkers = 'two'\n", b"[server] workers: expected a number of processes"),
         ("[server]\nfoo = 1\n", b"[server] foo: unknown key"),
         ("[nosuch]\n", b"unknown section [nosuch]"),
         ("[tls]\ncert = '/x.pem'\n", b"cert and key must be given together"),

@@ -89,9 +89,14 @@ def with_store(cfg: Config, action: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def setup_logging(level: str) -> None:
+    from ..net.workers import worker_identity
+
+    # The workers of `serve --workers` share the parent's stderr.
+    worker = worker_identity()
+    tag = "" if worker is None else f" [w{worker[0]}]"
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        format=f"%(asctime)s %(levelname)s{tag} %(name)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S",
         stream=sys.stderr,
     )
@@ -276,7 +281,7 @@ def _supervise(cfg: Config) -> int:
 async def _serve(cfg: Config, worker: tuple[int, int] | None = None) -> int:
     from ..net.memory import fix_malloc_threshold
     from ..net.server import MailServer
-    from ..net.workers import inherited_listeners, report_ready
+    from ..net.workers import inherited_listeners, report_ready, watch_parent
 
     fix_malloc_threshold()
     # Handlers first: a SIGTERM that arrives while we start must still stop us cleanly.
@@ -300,6 +305,7 @@ async def _serve(cfg: Config, worker: tuple[int, int] | None = None) -> int:
             _print_no_users_hint(cfg)
     else:
         report_ready()
+        watch_parent(loop, stop.set)
     # Everything alive now (modules, config, the server) lives as long as the
     # process: moved out of the collector's generations, a full collection
     # no longer walks it, and such a collection is a pause of the one event

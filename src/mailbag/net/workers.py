@@ -19,6 +19,7 @@ SIGINT stops every worker and then the parent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from ..config import Config
@@ -49,6 +50,8 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 # How long stopping workers may take before they are killed.
 STOP_GRACE = 30.0
+# How often a worker looks whether its parent is still there.
+PARENT_CHECK = 1.0
 
 
 def listen_error(protocol: str, host: str, port: int, e: OSError) -> ConfigError:
@@ -112,6 +115,23 @@ def report_ready() -> None:
     if fd is not None:
         os.write(int(fd), b".")
         os.close(int(fd))
+
+
+def watch_parent(loop: asyncio.AbstractEventLoop, on_gone: Callable[[], None]) -> None:
+    """Call `on_gone` once the parent process is gone (checked every
+    PARENT_CHECK seconds): a worker whose supervisor was killed must not go
+    on serving the sockets alone, unsupervised and unstoppable by its
+    SIGTERM."""
+    parent = os.getppid()
+
+    def check() -> None:
+        if os.getppid() != parent:
+            log.error("the parent process is gone; stopping")
+            on_gone()
+        else:
+            loop.call_later(PARENT_CHECK, check)
+
+    loop.call_later(PARENT_CHECK, check)
 
 
 def inherited_listeners() -> dict[str, list[socket.socket]]:

@@ -80,10 +80,10 @@ class ChangeFollower:
         """Begin after the rows committed so far (blocking; on `loop`'s thread)."""
         conn = connect(self.db_path, self.busy_timeout, readonly=True)
         try:
-            self._version = conn.execute("PRAGMA data_version").fetchone()[0]
-            self._last_id = conn.execute("SELECT coalesce(max(id), 0) FROM change_log").fetchone()[
-                0
-            ]
+            (self._version,) = conn.execute("PRAGMA data_version").fetchone()
+            (self._last_id,) = conn.execute(
+                "SELECT coalesce(max(id), 0) FROM change_log"
+            ).fetchone()
         except BaseException:
             conn.close()
             raise
@@ -124,12 +124,7 @@ class ChangeFollower:
                 pass
         except OSError:
             pass  # drained
-        try:
-            self.poll()
-        except sqlite3.Error as e:
-            log.warning("reading other processes' changes failed: %s", e)
-        except Exception:
-            log.exception("publishing other processes' changes failed")
+        self._look()
 
     def stop(self) -> None:
         """Stop following (on the loop's thread). Own records still committed
@@ -182,6 +177,11 @@ class ChangeFollower:
 
     def _tick(self) -> None:
         self._handle = None
+        self._look()
+        if self._conn is not None and self.loop is not None:
+            self._handle = self.loop.call_later(self.interval, self._tick)
+
+    def _look(self) -> None:
         try:
             self.poll()
         except sqlite3.Error as e:
@@ -189,8 +189,6 @@ class ChangeFollower:
             log.warning("reading other processes' changes failed: %s", e)
         except Exception:
             log.exception("publishing other processes' changes failed")
-        if self._conn is not None and self.loop is not None:
-            self._handle = self.loop.call_later(self.interval, self._tick)
 
     def _advance(self) -> None:
         conn = self._conn

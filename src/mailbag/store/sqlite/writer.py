@@ -116,8 +116,7 @@ class Bells:
     def __init__(self, directory: Path, own: str) -> None:
         self.directory = directory
         self.own = own
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._sock.setblocking(False)
+        self._sock: socket.socket | None = None  # made at the first ring
         self._listed_at = -BELLS_RELIST
         self._names: list[str] = []
 
@@ -130,7 +129,11 @@ class Bells:
                 self._names = [n for n in os.listdir(self.directory) if n != self.own]
             except FileNotFoundError:
                 self._names = []
+        if self._names and self._sock is None:
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sock.setblocking(False)
         for name in self._names:
+            assert self._sock is not None
             try:
                 self._sock.sendto(b"!", bell_address(self.directory, name))
             except (ConnectionRefusedError, FileNotFoundError):
@@ -144,7 +147,9 @@ class Bells:
                 pass
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 # Taken by every writer of the store around its write transactions (_lock_writes).
