@@ -13,13 +13,15 @@ import poplib
 import signal
 import smtplib
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mailbag.testing.process import ServeProcess
+from mailbag.config import PROTOCOLS
+from mailbag.testing.process import ServeProcess, mailbag_command
 
 PW = "s3cret-pass"
 
@@ -251,3 +253,20 @@ def test_worker_log_lines_name_their_worker(server: ServeProcess) -> None:
     while "[w0]" not in server.log() and "[w1]" not in server.log():
         assert time.monotonic() < deadline, server.log()[-2000:]
         time.sleep(0.1)
+
+
+def test_bad_certificate_is_one_config_error(tmp_path: Path) -> None:
+    (tmp_path / "cert.pem").write_text("not a certificate\n")
+    (tmp_path / "key.pem").write_text("not a key\n")
+    cfg = tmp_path / "mailbag.toml"
+    cfg.write_text(f'[tls]\ncert = "{tmp_path}/cert.pem"\nkey = "{tmp_path}/key.pem"\n')
+    r = subprocess.run(
+        [*mailbag_command(), "serve", "--workers", "2", "--config", str(cfg)]
+        + ["--data-dir", str(tmp_path / "d")]
+        + [arg for proto in PROTOCOLS for arg in (f"--{proto}-port", "0")],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 78, r.stderr
+    assert r.stderr.count(b"cannot load certificate") == 1, r.stderr

@@ -245,14 +245,15 @@ def _print_no_users_hint(cfg: Config) -> None:
 def _supervise(cfg: Config) -> int:
     """`serve --workers N`: bind, start N worker processes, supervise them."""
     from ..net.server import tls_files
-    from ..net.tls import fingerprint
+    from ..net.tls import fingerprint, server_context
     from ..net.workers import Supervisor, bind_listeners
 
     try:
         # Before the workers: the store is created or migrated and swept by
         # one process, and a store that cannot open fails here, once.
         accounts = with_store(cfg, lambda s: s.list_accounts())
-        cert, _, created = tls_files(cfg)
+        cert, key, created = tls_files(cfg)
+        server_context(cert, key)  # a bad certificate is one error, not one per worker
         listeners = bind_listeners(cfg)
     except ConfigError as e:
         fail(str(e), EX_CONFIG)
