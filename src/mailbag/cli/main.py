@@ -196,11 +196,6 @@ def serve(
     cfg = replace(cfg, ports=port_map)
     setup_logging(cfg.log_level)
     prepare_data_dir(cfg.data_dir)
-    from ..net.workers import worker_identity
-
-    worker = worker_identity()
-    if worker is None and cfg.workers > 1:
-        sys.exit(_supervise(cfg))
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if cfg.event_loop == "uvloop":
         try:
@@ -211,6 +206,11 @@ def serve(
                 EX_CONFIG,
             )
         loop_factory = uvloop.new_event_loop
+    from ..net.workers import worker_identity
+
+    worker = worker_identity()
+    if worker is None and cfg.workers > 1:
+        sys.exit(_supervise(cfg))
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             code = runner.run(_serve(cfg, worker))
