@@ -17,7 +17,7 @@ The follower never publishes past an own row whose callback has not run yet.
 
 How others' commits are noticed: each follower binds a datagram socket, its
 doorbell, in the store's `bells/` directory, and a writer that committed
-records sends one byte to every other doorbell there (writer.Bells): the
+records sends one byte to every other doorbell there (net/doorbell.py): the
 follower reads the new rows at once (~0.1 ms after the commit instead of up
 to the polling interval), as Dovecot's IDLE wakes on inotify of its index
 log. Should a ring be lost (a full socket buffer, a follower that started
@@ -30,15 +30,14 @@ changed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from ...net.doorbell import Doorbell
 from ..changes import Change, ChangeHub, decode_changes
-from .writer import BELLS_DIR, bell_address, connect
+from .writer import BELLS_DIR, connect
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +72,7 @@ class ChangeFollower:
         # Own commits' records by change_log id, until published in order.
         self._local: dict[int, list[Change]] = {}
         self._gap_logged = False
-        self._bell: socket.socket | None = None
-        self._bell_path = db_path.parent / BELLS_DIR / origin
+        self._bell = Doorbell(db_path.parent / BELLS_DIR, origin, self._look)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         """Begin after the rows committed so far (blocking; on `loop`'s thread)."""
@@ -91,40 +89,10 @@ class ChangeFollower:
         self.loop = loop
         self._handle = loop.call_later(self.interval, self._tick)
         try:
-            self._open_bell(loop)
+            self._bell.open(loop)
         except OSError as e:
             # Polling alone still works, only slower.
             log.warning("no doorbell for changes of other processes: %s", e)
-
-    def _open_bell(self, loop: asyncio.AbstractEventLoop) -> None:
-        directory = self._bell_path.parent
-        directory.mkdir(mode=0o700, exist_ok=True)
-        address = bell_address(directory, self.origin)
-        bell = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            bell.setblocking(False)
-            bell.bind(address)
-            if isinstance(address, bytes):
-                # Abstract: the file only names it, made once it can be rung.
-                self._bell_path.touch(0o600)
-            loop.add_reader(bell.fileno(), self._rung)
-        except BaseException:
-            bell.close()
-            with contextlib.suppress(OSError):
-                self._bell_path.unlink()
-            raise
-        self._bell = bell
-
-    def _rung(self) -> None:
-        bell = self._bell
-        if bell is None:
-            return
-        try:
-            while bell.recv(64):
-                pass
-        except OSError:
-            pass  # drained
-        self._look()
 
     def stop(self) -> None:
         """Stop following (on the loop's thread). Own records still committed
@@ -132,13 +100,7 @@ class ChangeFollower:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        bell, self._bell = self._bell, None
-        if bell is not None:
-            if self.loop is not None:
-                self.loop.remove_reader(bell.fileno())
-            bell.close()
-            with contextlib.suppress(OSError):
-                self._bell_path.unlink()
+        self._bell.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()

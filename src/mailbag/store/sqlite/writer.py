@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import queue
 import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -44,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ...errors import StoreError, StoreUnavailable
+from ...net.doorbell import Bells
 from ..blobs import BlobStore
 from ..changes import Change, ChangeHub, encode_changes
 from .schema import ensure_schema
@@ -92,64 +90,8 @@ CHANGE_LOG_KEEP = 600.0
 # How often a writer prunes the log (and at its first commit).
 CHANGE_LOG_PRUNE_EVERY = 30.0
 
-# The followers' doorbells (follow.py): datagram sockets named by the
-# follower's origin, or, when that path is too long for a socket address
-# (108 bytes on Linux; test directories get there), plain files naming a
-# socket in Linux's abstract namespace.
+# The followers' doorbells (follow.py, net/doorbell.py), in the data dir.
 BELLS_DIR = "bells"
-# How long a writer trusts its listing of the doorbells.
-BELLS_RELIST = 1.0
-_MAX_SOCKET_PATH = 100
-
-
-def bell_address(directory: Path, name: str) -> str | bytes:
-    path = str(directory / name)
-    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
-        return path
-    digest = hashlib.sha256(os.fsencode(directory)).hexdigest()[:32]
-    return f"\0mailbag-bell-{digest}-{name}".encode()
-
-
-class Bells:
-    """The doorbells of a store's followers, as a writer rings them."""
-
-    def __init__(self, directory: Path, own: str) -> None:
-        self.directory = directory
-        self.own = own
-        self._sock: socket.socket | None = None  # made at the first ring
-        self._listed_at = -BELLS_RELIST
-        self._names: list[str] = []
-
-    def ring(self) -> None:
-        """Wake every other follower (any thread; never blocks)."""
-        now = time.monotonic()
-        if now - self._listed_at >= BELLS_RELIST:
-            self._listed_at = now
-            try:
-                self._names = [n for n in os.listdir(self.directory) if n != self.own]
-            except FileNotFoundError:
-                self._names = []
-        if self._names and self._sock is None:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._sock.setblocking(False)
-        for name in self._names:
-            assert self._sock is not None
-            try:
-                self._sock.sendto(b"!", bell_address(self.directory, name))
-            except (ConnectionRefusedError, FileNotFoundError):
-                # Nobody reads it: a follower that died without closing (a
-                # follower binds before its name appears here).
-                with contextlib.suppress(OSError):
-                    (self.directory / name).unlink()
-                self._listed_at = -BELLS_RELIST
-            except OSError:
-                # Full (it has rings to read already) or going away.
-                pass
-
-    def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
 
 
 # Taken by every writer of the store around its write transactions (_lock_writes).
