@@ -973,19 +973,12 @@ class SQLiteStore:
         # In-memory claims are per process: with several server processes
         # the claim is a write unit of its own, committed before the answer.
         if self.multi_process:
-            rows = self._q(
-                "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
-            )
-            if rows and rows[0][0] >= rows[0][1]:
-                return UID(rows[0][0])  # nothing to claim: no write to wait for
+            first, uidnext = self._recent_range(self._reader(), mailbox_id)
+            if first >= uidnext:
+                return UID(first)  # nothing to claim: no write to wait for
             return await self._w().run(lambda tx: self._claim_recent_now(tx.conn, mailbox_id))
         with self._recent_lock:
-            rows = self._q(
-                "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
-            )
-            if not rows:
-                raise NotFound("mailbox does not exist")
-            first, uidnext = rows[0]
+            first, uidnext = self._recent_range(self._reader(), mailbox_id)
             first = max(first, self._recent_claims.get(mailbox_id, 0))
             if first >= uidnext:
                 return UID(first)
@@ -995,13 +988,21 @@ class SQLiteStore:
         return UID(first)
 
     @staticmethod
-    def _claim_recent_now(conn: sqlite3.Connection, mailbox_id: MailboxID) -> UID:
-        rows = conn.execute(
-            "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
-        ).fetchall()
+    def _recent_range(conn: sqlite3.Connection, mailbox_id: MailboxID) -> tuple[int, int]:
+        """(first_recent_uid, uidnext) as committed."""
+        try:
+            rows = conn.execute(
+                "SELECT first_recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchall()
+        except sqlite3.Error as e:
+            raise as_store_error(e) from e
         if not rows:
             raise NotFound("mailbox does not exist")
-        first, uidnext = rows[0]
+        return rows[0][0], rows[0][1]
+
+    @classmethod
+    def _claim_recent_now(cls, conn: sqlite3.Connection, mailbox_id: MailboxID) -> UID:
+        first, uidnext = cls._recent_range(conn, mailbox_id)
         if first < uidnext:
             conn.execute(
                 "UPDATE mailboxes SET first_recent_uid = ?, recent_count = 0 WHERE id = ?",
