@@ -124,13 +124,7 @@ class UIDRuns:
         """Add `uid`, which must be above every UID here (new mail)."""
         if self._len and uid <= self._lasts[-1]:
             raise ValueError("UIDs must be ascending and distinct")
-        if self._len and uid == self._lasts[-1] + 1:
-            self._lasts[-1] = uid
-        else:
-            self._starts.append(uid)
-            self._lasts.append(uid)
-            self._before.append(self._len)
-        self._len += 1
+        self.extend_above((uid,))
 
     def extend_above(self, uids: Iterable[int]) -> int:
         """Append those of `uids` (ascending) that are above every UID here,
