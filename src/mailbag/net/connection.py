@@ -143,20 +143,21 @@ class Connection(asyncio.BufferedProtocol):
                 await self._read_waiter
             finally:
                 self._read_waiter = None
-        pieces = self._pieces
+        pieces = self._take()
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        self._pieces = []
-        self._buffered = 0
         if self._read_paused and self.transport is not None:
             self._read_paused = False
             self.transport.resume_reading()
         return data
 
     def discard_pending(self) -> int:
-        n = sum(len(piece) for piece in self._pieces)
-        self._pieces = []
+        return sum(len(piece) for piece in self._take())
+
+    def _take(self) -> list[bytes]:
+        """The buffered receives, no longer buffered."""
+        pieces, self._pieces = self._pieces, []
         self._buffered = 0
-        return n
+        return pieces
 
     @property
     def closed(self) -> bool:
@@ -189,8 +190,7 @@ class Connection(asyncio.BufferedProtocol):
         """Upgrade in place. The caller must already have discarded pending input."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
-        self._pieces = []
-        self._buffered = 0
+        self._take()
         new = await loop.start_tls(
             self.transport,
             self,

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..auth.service import Authenticator
 from ..config import Config
@@ -153,25 +154,20 @@ class MailServer:
             task.add_done_callback(self._tasks.discard)
             return conn
 
+        # A socket bound by the parent of `serve --workers`, or our own port.
+        where: dict[str, Any] = (
+            {"sock": sock}
+            if sock is not None
+            else {"host": self.config.host, "port": port, "reuse_address": True}
+        )
         try:
-            if sock is not None:
-                server = await loop.create_server(
-                    on_connect,
-                    sock=sock,
-                    ssl=self.tls if implicit else None,
-                    ssl_handshake_timeout=30.0 if implicit else None,
-                    backlog=LISTEN_BACKLOG,
-                )
-            else:
-                server = await loop.create_server(
-                    on_connect,
-                    self.config.host,
-                    port,
-                    ssl=self.tls if implicit else None,
-                    ssl_handshake_timeout=30.0 if implicit else None,
-                    reuse_address=True,
-                    backlog=LISTEN_BACKLOG,
-                )
+            server = await loop.create_server(
+                on_connect,
+                ssl=self.tls if implicit else None,
+                ssl_handshake_timeout=30.0 if implicit else None,
+                backlog=LISTEN_BACKLOG,
+                **where,
+            )
         except OSError as e:
             raise listen_error(protocol, self.config.host, port, e) from None
         self._servers.append(server)
