@@ -225,6 +225,56 @@ def test_many_literals_in_one_command_are_linear() -> None:
     assert elapsed < 2.0
 
 
+_APPEND_MAILBOXES = [b"INBOX", b'"Sent Items"', b"{5+}\r\nDraft", b"&AOQ-b", b"{4}\r\na&-b"]
+_APPEND_HEADS = [
+    b"",
+    b"(\\Seen) ",
+    b"() ",
+    b'" 2-Feb-2021 01:02:03 -0000" ',
+    b'(\\Flagged $x) "12-Jan-2020 10:11:12 +0100" ',
+]
+_APPEND_DATA = [b"{3+}\r\nabc", b"{3}\r\nx\r\n", b"~{2}\r\n\x00y", b"{0+}\r\n", b"UTF8 (~{1}\r\nz)"]
+_APPEND_TAILS = [b"", b" junk", b" (\\Seen)", b' "bad date" {1+}\r\nq']
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mailbox=st.sampled_from(_APPEND_MAILBOXES),
+    messages=st.lists(
+        st.tuples(st.sampled_from(_APPEND_HEADS), st.sampled_from(_APPEND_DATA)),
+        min_size=1,
+        max_size=4,
+    ),
+    tail=st.sampled_from(_APPEND_TAILS),
+    chunk=st.integers(1, 64),
+)
+def test_append_parsed_from_where_the_literal_check_stopped_equals_a_full_parse(
+    mailbox: bytes, messages: list[tuple[bytes, bytes]], tail: bytes, chunk: int
+) -> None:
+    # The prefix check before each literal hands its place to the next parse
+    # (grammar.AppendResume). With the check off, every command is parsed
+    # from its first token once complete: both must give the same events.
+    data = b"a APPEND " + mailbox + b"".join(b" " + h + d for h, d in messages) + tail + b"\r\n"
+    data += b"b NOOP\r\n"
+
+    def events(limits: Limits) -> list[Event]:
+        r = IMAPReceiver(limits)
+        out: list[Event] = []
+        for i in range(0, len(data), chunk):
+            out += [
+                e for e in r.feed(data[i : i + chunk]) if not isinstance(e, ContinuationRequest)
+            ]
+        return out
+
+    resumed = events(Limits())
+    whole = events(Limits(precheck_tokens=0))
+    assert resumed == whole
+    assert resumed[-1] == NoopCommand("b")
+    if not tail:
+        (cmd,) = resumed[:-1]
+        assert isinstance(cmd, AppendCommand) and len(cmd.messages) == len(messages)
+
+
 # -- limits on structure -------------------------------------------------------------
 
 

@@ -32,6 +32,8 @@ def _is_direct(ch: str) -> bool:
 
 def encode(name: str) -> str:
     """Encode a Unicode mailbox name as modified UTF-7 (pure ASCII)."""
+    if "&" not in name and name.isascii() and name.isprintable():
+        return name
     out: list[str] = []
     i = 0
     n = len(name)
@@ -63,6 +65,10 @@ def decode(data: str | bytes) -> str:
             raise MUTF7Error("8-bit byte in a modified UTF-7 name") from None
     else:
         text = data
+    if "&" not in text and text.isascii() and text.isprintable():
+        # Printable ASCII without "&" stands for itself (nearly every name a
+        # client sends: APPEND to INBOX on every message).
+        return text
     out: list[str] = []
     i = 0
     n = len(text)

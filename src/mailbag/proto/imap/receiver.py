@@ -39,6 +39,7 @@ from .grammar import (
     LITERAL8,
     PENDING,
     PENDING8,
+    AppendResume,
     Incomplete,
     ParseError,
     Token,
@@ -170,6 +171,9 @@ class IMAPReceiver:
         self._size = 0
         self._tag: str | None = None
         self._rejected = False  # the current command was refused: discard the rest
+        # Where the prefix check of the command's last literal stopped: the
+        # next parse of its tokens starts there (grammar.AppendResume).
+        self._resume: AppendResume | None = None
 
     # -- public API -------------------------------------------------------------
 
@@ -332,6 +336,7 @@ class IMAPReceiver:
         self._size = 0
         self._tag = None
         self._rejected = False
+        self._resume = None
 
     def _too_long(self, head: bytes) -> CommandError:
         tag = self._tag if (self._tokens or self._tag is not None) else _line_tag(head)
@@ -388,7 +393,7 @@ class IMAPReceiver:
         if self._size > limits.max_command:
             return self._refuse("Command too long", marker, code="TOOBIG")
         if marker is None:
-            tokens, tag = self._tokens, self._tag
+            tokens, tag, resume = self._tokens, self._tag, self._resume
             self._reset_command()
             try:
                 return parse_command(
@@ -396,6 +401,7 @@ class IMAPReceiver:
                     utf8=self.utf8_names,
                     max_depth=limits.max_depth,
                     max_ranges=limits.max_ranges,
+                    resume=resume,
                 )
             except ParseError as e:
                 return CommandError(tag, e.message, e.status, e.code, command_name_of(tokens))
@@ -417,9 +423,11 @@ class IMAPReceiver:
                     utf8=self.utf8_names,
                     max_depth=limits.max_depth,
                     max_ranges=limits.max_ranges,
+                    resume=self._resume,
                 )
             except Incomplete as inc:
                 role = inc.role
+                self._resume = inc.resume
             except ParseError as e:
                 return self._refuse(e.message, marker, e.status, e.code)
             else:  # pragma: no cover - the probe cannot parse as complete

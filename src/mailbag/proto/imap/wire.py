@@ -171,30 +171,39 @@ def parse_date(data: bytes) -> dt.date | None:
         return None
 
 
+_PARSED_ZONES: dict[bytes, dt.timezone] = {}
+
+
+def _zone_of(sign: bytes, hh: bytes, mm: bytes) -> dt.timezone | None:
+    key = sign + hh + mm
+    zone = _PARSED_ZONES.get(key)
+    if zone is None:
+        h, m = int(hh), int(mm)
+        if h > 23 or m > 59:
+            return None
+        off = dt.timedelta(hours=h, minutes=m)
+        zone = dt.timezone(-off if sign == b"-" else off)
+        # At most 2 * 24 * 60 spellings: a bounded cache of shared instances.
+        _PARSED_ZONES[key] = zone
+    return zone
+
+
 def parse_datetime(data: bytes) -> dt.datetime | None:
     """`date-time` without quotes. RFC 9051 says `date-day-fixed` (" 1" or "01");
     "1" is accepted as well because clients send it."""
     m = _DATETIME_RE.match(data)
     if not m:
         return None
-    month = MONTH_NUMBER.get(m.group(2).decode("ascii").upper())
+    day, mon, year, hour, minute, second, sign, hh, mm = m.groups()
+    month = MONTH_NUMBER.get(mon.decode("ascii").upper())
     if month is None:
         return None
-    hh, mm = int(m.group(8)), int(m.group(9))
-    if hh > 23 or mm > 59:
+    zone = _zone_of(sign, hh, mm)
+    if zone is None:
         return None
-    off = dt.timedelta(hours=hh, minutes=mm)
-    if m.group(7) == b"-":
-        off = -off
     try:
         return dt.datetime(
-            int(m.group(3)),
-            month,
-            int(m.group(1)),
-            int(m.group(4)),
-            int(m.group(5)),
-            int(m.group(6)),
-            tzinfo=dt.timezone(off),
+            int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone
         )
     except ValueError:
         return None
