@@ -668,6 +668,40 @@ async def check_message_index(h: Harness) -> None:
 
 
 @check()
+async def check_unseen_uids(h: Harness) -> None:
+    s = h.store
+    alice = await account(s)
+    inbox = await mailbox(s, alice)
+    other = await s.create_mailbox(alice.id, "other")
+    assert list(await s.unseen_uids(inbox.id)) == []
+    reqs = [
+        AppendRequest(message(i), frozenset({SEEN}) if i % 3 else frozenset()) for i in range(9)
+    ]
+    r = await s.append(inbox.id, reqs)
+    await s.append(other.id, [AppendRequest(message(20))])
+
+    async def expected() -> list[int]:
+        index = await s.message_index(inbox.id, frozenset({"flags"}))
+        assert index.flags is not None
+        return [u for u, f in zip(index.uids, index.flags, strict=True) if not f & FLAG_BIT[SEEN]]
+
+    assert (
+        list(await s.unseen_uids(inbox.id)) == await expected() == [r.uids[0], r.uids[3], r.uids[6]]
+    )
+    await s.store_flags(inbox.id, [r.uids[0]], FlagOp.ADD, [SEEN])
+    await s.store_flags(inbox.id, [r.uids[1], r.uids[2]], FlagOp.REMOVE, [SEEN])
+    await s.store_flags(inbox.id, [r.uids[8]], FlagOp.REPLACE, ["\\Flagged"])
+    await s.expunge(inbox.id, [r.uids[6]], require_deleted=False)
+    moved = await s.move(inbox.id, [r.uids[3]], other.id)
+    unseen = list(await s.unseen_uids(inbox.id))
+    assert unseen == await expected() == [r.uids[1], r.uids[2], r.uids[8]]
+    assert list(await s.unseen_uids(other.id)) == [1, *moved.dest_uids]
+    gone = await s.create_mailbox(alice.id, "gone")
+    await s.delete_mailbox(alice.id, "gone")
+    await raises(NotFound, s.unseen_uids(gone.id))
+
+
+@check()
 async def check_read_content_ranges(h: Harness) -> None:
     s = h.store
     alice = await account(s)

@@ -152,6 +152,13 @@ class MessageStore(Protocol):
         for, read in one snapshot. Raises NotFound."""
         ...
 
+    async def unseen_uids(self, mailbox_id: MailboxID) -> array[int]:
+        """The UIDs of the mailbox's messages without \\Seen, ascending. Clients
+        ask SEARCH UNSEEN at every sync, and in a big mailbox few messages
+        are unseen: a backend answers from what it keeps of those alone, not
+        from every message's flags. Raises NotFound."""
+        ...
+
     async def list_keywords(self, mailbox_id: MailboxID) -> list[str]:
         """The keywords the mailbox's messages carry, sorted. Raises NotFound."""
         ...

@@ -439,8 +439,9 @@ class SearchResponse(Response):
 
     def _write(self, w: _Writer) -> None:
         w.raw(b"* SEARCH")
-        for n in self.numbers:
-            w.raw(b" %d" % n)
+        if self.numbers:
+            # One piece: UNSEEN in a big mailbox answers thousands of numbers.
+            w.raw(b" " + " ".join(map(str, self.numbers)).encode("ascii"))
         if self.modseq is not None and self.numbers:
             w.raw(b" (MODSEQ %d)" % self.modseq)
 

@@ -86,6 +86,7 @@ _THREAD_AT = 256 * 1024  # decode bigger messages in a worker thread
 _EPOCH = dt.date(1970, 1, 1)
 _HEADER_FIELDS = frozenset({"FROM", "TO", "CC", "BCC", "SUBJECT"})
 _TEXT_FIELDS = frozenset({"BODY", "TEXT"})
+_UNSEEN = FlagKey(SEEN, present=False)
 # Undecided messages from which one index query per key beats reading them.
 INDEX_MIN = 16
 
@@ -292,11 +293,33 @@ class SearchEvaluator:
     # ---- sets: the whole key over columns and the index -----------------------
     async def run(self, key: SearchKey) -> list[tuple[int, UID]]:
         """(sequence number, UID) of the matching messages, ascending."""
+        if self.use_sets and key == _UNSEEN:
+            return await self._run_unseen()
         if self.use_sets and _set_evaluable(key):
             found = await self._run_sets(key)
             if found is not None:
                 return found
         return await self._run_passes(key)
+
+    async def _run_unseen(self) -> list[tuple[int, UID]]:
+        """UNSEEN alone, which clients ask at every sync: from the store's
+        unseen UIDs (a partial index in SQLite), not every message's flags.
+        Of those, the view's; one the view has and the store no longer has
+        is not among them, and whether there is any the change feed tells,
+        as for a text key."""
+        hits = await self.store.unseen_uids(self.view.id)
+        self.missing = self.view.expunges_unannounced()
+        view_uids = self.view.uids()
+        if len(hits) * 8 > len(view_uids):
+            found = set(hits)
+            return [(seq, UID(u)) for seq, u in enumerate(view_uids, 1) if u in found]
+        position = view_uids.index
+        out: list[tuple[int, UID]] = []
+        for u in hits:
+            at = position(u)
+            if at is not None:
+                out.append((at + 1, UID(u)))
+        return out
 
     async def _run_sets(self, key: SearchKey) -> list[tuple[int, UID]] | None:
         """Every key evaluated as a set of UIDs over the mailbox's metadata

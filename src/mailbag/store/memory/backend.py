@@ -354,6 +354,10 @@ class MemoryStore:
     async def list_uids(self, mailbox_id: MailboxID) -> array[int]:
         return (await self.message_index(mailbox_id)).uids
 
+    async def unseen_uids(self, mailbox_id: MailboxID) -> array[int]:
+        msgs = self._get(mailbox_id).messages
+        return array("I", sorted(uid for uid, m in msgs.items() if SEEN not in m.flags))
+
     async def message_index(
         self, mailbox_id: MailboxID, columns: frozenset[str] = frozenset()
     ) -> MessageIndex:

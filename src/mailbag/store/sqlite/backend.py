@@ -1243,6 +1243,28 @@ class SQLiteStore:
     async def list_uids(self, mailbox_id: MailboxID) -> array[int]:
         return (await self.message_index(mailbox_id)).uids
 
+    async def unseen_uids(self, mailbox_id: MailboxID) -> array[int]:
+        status = self._q("SELECT unseen_count FROM mailboxes WHERE id = ?", (mailbox_id,))
+        if not status:
+            raise NotFound("mailbox does not exist")
+        if status[0][0] <= _DIRECT_UIDS * 16:
+            return self._unseen(mailbox_id)
+        return await self._in_thread(self._unseen, mailbox_id)
+
+    def _unseen(self, mailbox_id: MailboxID) -> array[int]:
+        # The partial index holds the unseen messages only: O(unseen), where
+        # message_index reads every message (10,000 messages, 6,666 unseen:
+        # 2.6 against 4.8 ms; a handful unseen: well under 1 ms).
+        (doc,) = self._q(
+            "SELECT json_group_array(uid) FROM (SELECT uid FROM messages"
+            " INDEXED BY messages_unseen WHERE mailbox_id = ? AND (flags & 1) = 0"
+            " ORDER BY uid)",
+            (mailbox_id,),
+        )[0]
+        # Sorted all the same (see _index: an aggregate's input order); on an
+        # ordered list that is one linear pass.
+        return array("I", sorted(json.loads(doc)))
+
     def _index(self, mailbox_id: MailboxID, columns: frozenset[str]) -> MessageIndex:
         wanted = [c for c in _INDEX_SQL if c in columns]
         # One row of JSON arrays, built and decoded in C, instead of a tuple
