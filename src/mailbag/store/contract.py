@@ -161,6 +161,13 @@ async def mailbox(store: Store, acct: Account, name: str = INBOX) -> Mailbox:
     return box
 
 
+async def deleted_mailbox(store: Store, acct: Account) -> Mailbox:
+    """A mailbox that existed and is gone: its id must give NotFound."""
+    box = await store.create_mailbox(acct.id, "gone")
+    await store.delete_mailbox(acct.id, "gone")
+    return box
+
+
 async def fill(store: Store, box: Mailbox, count: int, **kw: object) -> tuple[UID, ...]:
     reqs = [AppendRequest(message(i), **kw) for i in range(count)]  # type: ignore[arg-type]
     return (await store.append(box.id, reqs)).uids
@@ -521,8 +528,7 @@ async def check_multi_append(h: Harness) -> None:
     keywords = frozenset(f"k{i}" for i in range(5))
     assert change == MessagesAdded(alice.id, inbox.id, r.uids, msgs[0].modseq, keywords)
     # Appending to a mailbox that is gone fails whole and publishes nothing.
-    gone = await s.create_mailbox(alice.id, "gone")
-    await s.delete_mailbox(alice.id, "gone")
+    gone = await deleted_mailbox(s, alice)
     drained(sub)
     await raises(NotFound, s.append(gone.id, reqs))
     assert drained(sub) == []
@@ -594,8 +600,7 @@ async def check_uids_keywords_forms(h: Harness) -> None:
     assert await s.list_keywords(inbox.id) == ["$A", "$b", "x"]
     await s.store_flags(inbox.id, [UID(4)], FlagOp.REMOVE, ["x"])
     assert await s.list_keywords(inbox.id) == ["$A", "$b"]
-    gone = await s.create_mailbox(alice.id, "gone")
-    await s.delete_mailbox(alice.id, "gone")
+    gone = await deleted_mailbox(s, alice)
     await raises(NotFound, s.list_uids(gone.id))
     await raises(NotFound, s.list_keywords(gone.id))
     # Forms: what compute_facts made, for every content asked about that has
@@ -662,8 +667,7 @@ async def check_message_index(h: Harness) -> None:
     assert stored == [m.internal_date for m in msgs] == [dates[1], dates[2], dates[0]]
     assert [z for z in full.zones] == [0, 14 * 3600, -5 * 3600]
     assert r2.uids == (4,)
-    gone = await s.create_mailbox(alice.id, "gone")
-    await s.delete_mailbox(alice.id, "gone")
+    gone = await deleted_mailbox(s, alice)
     await raises(NotFound, s.message_index(gone.id))
 
 
@@ -696,8 +700,7 @@ async def check_unseen_uids(h: Harness) -> None:
     unseen = list(await s.unseen_uids(inbox.id))
     assert unseen == await expected() == [r.uids[1], r.uids[2], r.uids[8]]
     assert list(await s.unseen_uids(other.id)) == [1, *moved.dest_uids]
-    gone = await s.create_mailbox(alice.id, "gone")
-    await s.delete_mailbox(alice.id, "gone")
+    gone = await deleted_mailbox(s, alice)
     await raises(NotFound, s.unseen_uids(gone.id))
 
 
@@ -864,8 +867,7 @@ async def check_copy(h: Harness) -> None:
     assert again.dest_uids == (5,)
     empty = await s.copy(inbox.id, [UID(99)], archive.id)
     assert empty.source_uids == () and empty.dest_uids == ()
-    gone = await s.create_mailbox(alice.id, "gone")
-    await s.delete_mailbox(alice.id, "gone")
+    gone = await deleted_mailbox(s, alice)
     await raises(NotFound, s.copy(inbox.id, [UID(1)], gone.id))
     await raises(NotFound, s.copy(gone.id, [UID(1)], inbox.id))
 
