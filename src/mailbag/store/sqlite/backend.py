@@ -1244,12 +1244,7 @@ class SQLiteStore:
         return (await self.message_index(mailbox_id)).uids
 
     async def unseen_uids(self, mailbox_id: MailboxID) -> array[int]:
-        status = self._q("SELECT unseen_count FROM mailboxes WHERE id = ?", (mailbox_id,))
-        if not status:
-            raise NotFound("mailbox does not exist")
-        if status[0][0] <= _DIRECT_UIDS * 16:
-            return self._unseen(mailbox_id)
-        return await self._in_thread(self._unseen, mailbox_id)
+        return await self._by_count(mailbox_id, "unseen_count", self._unseen)
 
     def _unseen(self, mailbox_id: MailboxID) -> array[int]:
         # The partial index holds the unseen messages only: O(unseen), where
@@ -1306,12 +1301,20 @@ class SQLiteStore:
     async def message_index(
         self, mailbox_id: MailboxID, columns: frozenset[str] = frozenset()
     ) -> MessageIndex:
-        status = self._q("SELECT message_count FROM mailboxes WHERE id = ?", (mailbox_id,))
+        return await self._by_count(mailbox_id, "message_count", self._index, columns)
+
+    async def _by_count(
+        self, mailbox_id: MailboxID, counter: str, fn: Callable[..., T], *args: Any
+    ) -> T:
+        """`fn(mailbox_id, *args)` here when the mailbox row's `counter` says
+        the answer is small, else in a worker thread (it would hold the event
+        loop for milliseconds). NotFound for a mailbox that does not exist."""
+        status = self._q(f"SELECT {counter} FROM mailboxes WHERE id = ?", (mailbox_id,))
         if not status:
             raise NotFound("mailbox does not exist")
         if status[0][0] <= _DIRECT_UIDS * 16:
-            return self._index(mailbox_id, columns)
-        return await self._in_thread(self._index, mailbox_id, columns)
+            return fn(mailbox_id, *args)
+        return await self._in_thread(fn, mailbox_id, *args)
 
     async def list_keywords(self, mailbox_id: MailboxID) -> list[str]:
         rows = self._q(
