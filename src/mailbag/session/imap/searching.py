@@ -78,6 +78,7 @@ from ...store.models import (
 )
 from .bodydata import plausible_facts
 from .selected import SelectedMailbox
+from .uidruns import UIDRuns
 
 log = logging.getLogger("mailbag.imap")
 
@@ -309,17 +310,7 @@ class SearchEvaluator:
         as for a text key."""
         hits = await self.store.unseen_uids(self.view.id)
         self.missing = self.view.expunges_unannounced()
-        view_uids = self.view.uids()
-        if len(hits) * 8 > len(view_uids):
-            found = set(hits)
-            return [(seq, UID(u)) for seq, u in enumerate(view_uids, 1) if u in found]
-        position = view_uids.index
-        out: list[tuple[int, UID]] = []
-        for u in hits:
-            at = position(u)
-            if at is not None:
-                out.append((at + 1, UID(u)))
-        return out
+        return self._numbered(set(hits), self.view.uids())
 
     async def _run_sets(self, key: SearchKey) -> list[tuple[int, UID]] | None:
         """Every key evaluated as a set of UIDs over the mailbox's metadata
@@ -351,21 +342,30 @@ class SearchEvaluator:
             found = await self._set(key)
         except _NeedsPasses:
             return None
+        # The index's UIDs, when they are the view's, walk faster (an array).
+        return self._numbered(found, index.uids if same else view_uids)
+
+    def _numbered(
+        self, found: set[int], view_uids: Sequence[int] | UIDRuns
+    ) -> list[tuple[int, UID]]:
+        """(sequence number, UID) of the view's messages among `found`,
+        ascending; `view_uids` lists the view's UIDs in order. A UID the view
+        does not have is left out."""
         # (UID is a NewType of int: no conversion needed, only the type.)
-        if same and len(found) * 8 > len(index.uids):
-            # Many hits (UNSEEN, SINCE): sequence numbers are positions in the
-            # index; one walk costs less than sorting and a lookup per hit.
+        if len(found) * 8 > len(view_uids):
+            # Many hits (UNSEEN, SINCE): one walk of the view costs less than
+            # sorting and a lookup per hit.
             return cast(
                 list[tuple[int, UID]],
-                [(seq, u) for seq, u in enumerate(index.uids, 1) if u in found],
+                [(seq, u) for seq, u in enumerate(view_uids, 1) if u in found],
             )
-        # Few hits: looked up, not the whole view walked; found is a subset
-        # of the view's UIDs (the universe).
-        position = view_uids.index
-        return cast(
-            list[tuple[int, UID]],
-            [(position(u) + 1, u) for u in sorted(found)],  # type: ignore[operator]
-        )
+        position = self.view.uids().index
+        out: list[tuple[int, int]] = []
+        for u in sorted(found):
+            at = position(u)
+            if at is not None:
+                out.append((at + 1, u))
+        return cast(list[tuple[int, UID]], out)
 
     async def _set(self, key: SearchKey) -> set[int]:
         index = self._index
